@@ -1,0 +1,410 @@
+//! Accounts: registration, logins, refresh-token revocation and deletion.
+
+mod email_registry;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use email_registry::{
+    AccountServices, EmailRegistry, EmailRegistryError, InMemoryEmailRegistry,
+};
+
+use crate::{Email, Name, NameError, Rejection};
+
+/// What an account may do beyond the policies it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May order (the default).
+    #[default]
+    Customer,
+    /// May also create products.
+    Seller,
+    /// Everything; created by the CLI only.
+    Admin,
+}
+
+/// Why a string is not a role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?} (expected customer, seller or admin)")]
+pub struct RoleError(pub String);
+
+impl Role {
+    /// `customer`, `seller` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Seller => "seller",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses `customer`, `seller` or `admin` (case-insensitive, trimmed).
+    pub fn parse(input: &str) -> Result<Role, RoleError> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "customer" => Ok(Role::Customer),
+            "seller" => Ok(Role::Seller),
+            "admin" => Ok(Role::Admin),
+            _ => Err(RoleError(input.to_owned())),
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = RoleError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::parse(s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Commands to an account (aggregate id: the account id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountCommand {
+    /// Opens the account. `name` is checked as a [`Name`]; `password_hash` must not be empty.
+    Register {
+        /// The new account's id (the aggregate id).
+        account_id: Uuid,
+        /// Must not belong to another account.
+        email: Email,
+        /// Display name, 1..=200 characters after trimming.
+        name: String,
+        /// An already-hashed password (the domain never sees the password).
+        password_hash: String,
+        /// The account's role.
+        role: Role,
+        /// When the registration happened.
+        at: DateTime<Utc>,
+    },
+    /// Records a successful login.
+    RecordLogin {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Revokes a refresh token by its `jti`. Revoking it again changes nothing.
+    RevokeRefreshToken {
+        /// The token id.
+        jti: Uuid,
+    },
+    /// Deletes the account; it accepts nothing afterwards.
+    Delete {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened to an account. Stored as `{"type": "<event_type>", "data": {..}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AccountEvent {
+    /// The account exists.
+    #[serde(rename = "AccountRegistered")]
+    AccountRegistered {
+        /// The account id.
+        account_id: Uuid,
+        /// Its e-mail.
+        email: Email,
+        /// Its trimmed display name.
+        name: String,
+        /// Its password hash.
+        password_hash: String,
+        /// Its role.
+        role: Role,
+        /// When.
+        registered_at: DateTime<Utc>,
+    },
+    /// Someone logged in.
+    #[serde(rename = "AccountAuthenticated")]
+    AccountAuthenticated {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A refresh token may no longer be used.
+    #[serde(rename = "RefreshTokenRevoked")]
+    RefreshTokenRevoked {
+        /// The token id.
+        jti: Uuid,
+    },
+    /// The account is gone.
+    #[serde(rename = "AccountDeleted")]
+    AccountDeleted {
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        match self {
+            AccountEvent::AccountRegistered { .. } => "AccountRegistered",
+            AccountEvent::AccountAuthenticated { .. } => "AccountAuthenticated",
+            AccountEvent::RefreshTokenRevoked { .. } => "RefreshTokenRevoked",
+            AccountEvent::AccountDeleted { .. } => "AccountDeleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// Why an account refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// The account was never registered. Kind: [`Rejection::NotFound`].
+    #[error("account not found")]
+    NotRegistered,
+    /// The account is already registered. Kind: [`Rejection::Conflict`].
+    #[error("account already registered")]
+    AlreadyRegistered,
+    /// The e-mail belongs to another account. Kind: [`Rejection::Conflict`].
+    #[error("email already in use")]
+    EmailTaken,
+    /// The account was deleted and accepts nothing. Kind: [`Rejection::Unprocessable`].
+    #[error("account is deleted")]
+    AccountDeleted,
+    /// The name is not a valid [`Name`]. Kind: [`Rejection::Unprocessable`].
+    #[error("invalid name: {0}")]
+    InvalidName(NameError),
+    /// The password hash is empty. Kind: [`Rejection::Unprocessable`].
+    #[error("password hash is empty")]
+    EmptyPasswordHash,
+    /// The e-mail registry failed: an infrastructure failure, not a rejection
+    /// ([`AccountError::is_infrastructure`] is true). Check that first: `kind()` says
+    /// [`Rejection::Conflict`] for it only because it must say something (retrying may work).
+    #[error("email registry unavailable: {0}")]
+    EmailRegistryUnavailable(String),
+}
+
+impl AccountError {
+    /// The kind of rejection (see each variant).
+    pub fn kind(&self) -> Rejection {
+        match self {
+            AccountError::NotRegistered => Rejection::NotFound,
+            AccountError::AlreadyRegistered | AccountError::EmailTaken => Rejection::Conflict,
+            AccountError::AccountDeleted
+            | AccountError::InvalidName(_)
+            | AccountError::EmptyPasswordHash => Rejection::Unprocessable,
+            AccountError::EmailRegistryUnavailable(_) => Rejection::Conflict,
+        }
+    }
+
+    /// True when the command failed for an infrastructure reason (the e-mail registry), not
+    /// because the domain refused it: answer with a server error, not a rejection.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(self, AccountError::EmailRegistryUnavailable(_))
+    }
+}
+
+/// An account's state, folded from its events.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    account_id: Option<Uuid>,
+    email: Option<Email>,
+    name: Option<String>,
+    password_hash: Option<String>,
+    role: Option<Role>,
+    registered_at: Option<DateTime<Utc>>,
+    last_login_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+    revoked_tokens: BTreeSet<Uuid>,
+}
+
+impl std::fmt::Debug for Account {
+    /// Like a derived `Debug`, with the password hash redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("account_id", &self.account_id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<redacted>"),
+            )
+            .field("role", &self.role)
+            .field("registered_at", &self.registered_at)
+            .field("last_login_at", &self.last_login_at)
+            .field("deleted_at", &self.deleted_at)
+            .field("revoked_tokens", &self.revoked_tokens)
+            .finish()
+    }
+}
+
+impl Account {
+    /// The account id, once registered.
+    pub fn id(&self) -> Option<Uuid> {
+        self.account_id
+    }
+
+    /// True once registered (deleted accounts stay registered).
+    pub fn is_registered(&self) -> bool {
+        self.account_id.is_some()
+    }
+
+    /// The e-mail, once registered.
+    pub fn email(&self) -> Option<&Email> {
+        self.email.as_ref()
+    }
+
+    /// The display name, once registered.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The password hash, once registered.
+    pub fn password_hash(&self) -> Option<&str> {
+        self.password_hash.as_deref()
+    }
+
+    /// The role, once registered.
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    /// When it was registered.
+    pub fn registered_at(&self) -> Option<DateTime<Utc>> {
+        self.registered_at
+    }
+
+    /// When someone last logged in.
+    pub fn last_login_at(&self) -> Option<DateTime<Utc>> {
+        self.last_login_at
+    }
+
+    /// True once deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    /// When it was deleted.
+    pub fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.deleted_at
+    }
+
+    /// True when the refresh token `jti` was revoked.
+    pub fn is_token_revoked(&self, jti: Uuid) -> bool {
+        self.revoked_tokens.contains(&jti)
+    }
+
+    /// Every revoked refresh-token id.
+    pub fn revoked_tokens(&self) -> &BTreeSet<Uuid> {
+        &self.revoked_tokens
+    }
+
+    /// Refuses commands to a deleted or never-registered account.
+    fn ensure_active(&self) -> Result<(), AccountError> {
+        if self.is_deleted() {
+            Err(AccountError::AccountDeleted)
+        } else if !self.is_registered() {
+            Err(AccountError::NotRegistered)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+    type Services = AccountServices;
+
+    async fn handle(
+        &mut self,
+        command: AccountCommand,
+        services: &AccountServices,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        let event = match command {
+            AccountCommand::Register {
+                account_id,
+                email,
+                name,
+                password_hash,
+                role,
+                at,
+            } => {
+                if self.is_deleted() {
+                    return Err(AccountError::AccountDeleted);
+                }
+                if self.is_registered() {
+                    return Err(AccountError::AlreadyRegistered);
+                }
+                let name = Name::parse(&name).map_err(AccountError::InvalidName)?;
+                if password_hash.is_empty() {
+                    return Err(AccountError::EmptyPasswordHash);
+                }
+                let claimed = services
+                    .email_registry()
+                    .claim(&email, account_id)
+                    .await
+                    .map_err(|e| AccountError::EmailRegistryUnavailable(e.message().to_owned()))?;
+                if !claimed {
+                    return Err(AccountError::EmailTaken);
+                }
+                AccountEvent::AccountRegistered {
+                    account_id,
+                    email,
+                    name: name.into_string(),
+                    password_hash,
+                    role,
+                    registered_at: at,
+                }
+            }
+            AccountCommand::RecordLogin { at } => {
+                self.ensure_active()?;
+                AccountEvent::AccountAuthenticated { at }
+            }
+            AccountCommand::RevokeRefreshToken { jti } => {
+                self.ensure_active()?;
+                if self.is_token_revoked(jti) {
+                    return Ok(());
+                }
+                AccountEvent::RefreshTokenRevoked { jti }
+            }
+            AccountCommand::Delete { at } => {
+                self.ensure_active()?;
+                AccountEvent::AccountDeleted { at }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: AccountEvent) {
+        match event {
+            AccountEvent::AccountRegistered {
+                account_id,
+                email,
+                name,
+                password_hash,
+                role,
+                registered_at,
+            } => {
+                self.account_id = Some(account_id);
+                self.email = Some(email);
+                self.name = Some(name);
+                self.password_hash = Some(password_hash);
+                self.role = Some(role);
+                self.registered_at = Some(registered_at);
+            }
+            AccountEvent::AccountAuthenticated { at } => self.last_login_at = Some(at),
+            AccountEvent::RefreshTokenRevoked { jti } => {
+                self.revoked_tokens.insert(jti);
+            }
+            AccountEvent::AccountDeleted { at } => self.deleted_at = Some(at),
+        }
+    }
+}

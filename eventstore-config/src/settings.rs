@@ -1,0 +1,168 @@
+//! Settings: defaults, then `eventshop.toml` (or the file named by `EVENTSHOP_CONFIG`), then
+//! `EVENTSHOP_*` environment variables; `DATABASE_URL` wins over all of them.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The SQLite database used when no `DATABASE_URL` is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/eventshop.db";
+
+/// The keys `EVENTSHOP_*` variables may set; other `EVENTSHOP_*` variables (the admin password,
+/// the config path) are not settings.
+const SETTING_KEYS: &[&str] = &[
+    "database_url",
+    "bind",
+    "max_connections",
+    "connect_timeout_secs",
+    "command_retries",
+    "snapshot_every",
+    "default_currency",
+];
+
+/// Everything a process of eventshop can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `postgres://…` or `sqlite://…`; the scheme picks the store.
+    pub database_url: String,
+    /// Address `serve` listens on.
+    pub bind: String,
+    /// Largest number of connections in the database pool.
+    pub max_connections: u32,
+    /// Seconds to wait for a database connection before giving up.
+    pub connect_timeout_secs: u64,
+    /// How many times the command bus reloads and re-handles a command whose append lost an
+    /// optimistic-concurrency race before it reports the conflict.
+    pub command_retries: u32,
+    /// The command bus writes a snapshot of an aggregate every this many versions (0: never).
+    pub snapshot_every: u64,
+    /// Currency of the wallet opened at registration (ISO 4217).
+    pub default_currency: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_string(),
+            bind: "127.0.0.1:8080".to_string(),
+            max_connections: 16,
+            connect_timeout_secs: 5,
+            command_retries: 20,
+            snapshot_every: 100,
+            default_currency: "EUR".to_string(),
+        }
+    }
+}
+
+/// A settings source could not be read or held a value of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings: {0}")]
+pub struct SettingsError(#[from] Box<figment::Error>);
+
+impl Settings {
+    /// Loads the settings from the default file (`EVENTSHOP_CONFIG` or `./eventshop.toml`, if it
+    /// exists) and the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        let file = std::env::var_os("EVENTSHOP_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("eventshop.toml"));
+        Self::figment(Some(file))
+            .extract()
+            .map_err(|e| SettingsError(Box::new(e)))
+    }
+
+    /// The layered configuration: defaults < file < `EVENTSHOP_*` < `DATABASE_URL`.
+    pub fn figment(file: Option<PathBuf>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("EVENTSHOP_").only(SETTING_KEYS))
+            .merge(Env::raw().only(&["database_url"]))
+    }
+
+    /// The store kind `database_url` selects.
+    pub fn store_kind(&self) -> Result<StoreKind, crate::store::StoreError> {
+        StoreKind::from_url(&self.database_url)
+    }
+}
+
+/// Which event store a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// PostgreSQL through postgres-es.
+    Postgres,
+    /// SQLite through sqlite-es.
+    Sqlite,
+}
+
+impl StoreKind {
+    /// Picks the store by the URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self, crate::store::StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme {
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "sqlite" => Ok(Self::Sqlite),
+            _ => Err(crate::store::StoreError::UnsupportedScheme(
+                scheme.to_string(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn with_nothing_configured_the_sqlite_default_is_used() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let settings: Settings = Settings::figment(Some("eventshop.toml".into())).extract()?;
+            assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+            assert_eq!(settings.store_kind().unwrap(), StoreKind::Sqlite);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_url_wins_over_the_file_and_the_prefixed_variable() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "eventshop.toml",
+                "database_url = \"sqlite://file.db\"\nsnapshot_every = 7",
+            )?;
+            jail.set_env("EVENTSHOP_DATABASE_URL", "sqlite://env.db");
+            jail.set_env("DATABASE_URL", "postgres://postgres@127.0.0.1/x");
+            let settings: Settings = Settings::figment(Some("eventshop.toml".into())).extract()?;
+            assert_eq!(settings.database_url, "postgres://postgres@127.0.0.1/x");
+            assert_eq!(settings.snapshot_every, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused() {
+        let err = StoreKind::from_url("mysql://localhost/db").unwrap_err();
+        assert!(matches!(err, crate::store::StoreError::UnsupportedScheme(s) if s == "mysql"));
+    }
+
+    #[test]
+    fn an_unknown_setting_in_the_file_is_an_error() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("eventshop.toml", "databse_url = \"sqlite://x.db\"")?;
+            let result: Result<Settings, _> =
+                Settings::figment(Some("eventshop.toml".into())).extract();
+            assert!(result.is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,234 @@
+//! Store selection and connection: one handle over either PostgreSQL or SQLite, with migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Connection;
+
+use crate::settings::{Settings, StoreKind};
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Why a store could not be opened or prepared. Each message is one line a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `DATABASE_URL` names a scheme eventshop has no store for.
+    #[error("unsupported database URL scheme '{0}': use postgres://… or sqlite://…")]
+    UnsupportedScheme(String),
+    /// The URL could not be parsed.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// The database did not answer.
+    #[error("cannot connect to the {kind} database at {url}")]
+    Connect {
+        /// Which store.
+        kind: &'static str,
+        /// The URL without its password.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The folder of the SQLite file could not be created.
+    #[error("cannot create the folder {path} for the SQLite database")]
+    CreateDir {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A migration failed.
+    #[error("migrating the {kind} database failed")]
+    Migrate {
+        /// Which store.
+        kind: &'static str,
+        /// The migrator's error.
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// A connected event store: the pool of the selected database.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// PostgreSQL (production).
+    Postgres(PgPool),
+    /// SQLite (embedded default).
+    Sqlite(SqlitePool),
+}
+
+impl Store {
+    /// Connects to the database `settings.database_url` names (creating a SQLite file and its
+    /// folder as needed). Does not migrate.
+    #[tracing::instrument(skip_all, fields(url = %redact(&settings.database_url)))]
+    pub async fn connect(settings: &Settings) -> Result<Self, StoreError> {
+        let url = settings.database_url.as_str();
+        let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
+        match StoreKind::from_url(url)? {
+            StoreKind::Postgres => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+                let connect_error = |source| StoreError::Connect {
+                    kind: "PostgreSQL",
+                    url: redact(url),
+                    source,
+                };
+                // One direct attempt first: a pool only reports "timed out", this says why.
+                let probe = tokio::time::timeout(timeout, PgConnection::connect_with(&options))
+                    .await
+                    .map_err(|_| connect_error(sqlx::Error::PoolTimedOut))?
+                    .map_err(connect_error)?;
+                probe.close().await.ok();
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.max_connections.max(1))
+                    .acquire_timeout(timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Self::Postgres(pool))
+            }
+            StoreKind::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+                if let Some(dir) = options.get_filename().parent() {
+                    if !dir.as_os_str().is_empty() && !is_memory(url) {
+                        create_dir(dir)?;
+                    }
+                }
+                let options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections.clamp(1, 8))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        kind: "SQLite",
+                        url: redact(url),
+                        source,
+                    })?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    /// Connects and applies every pending migration.
+    pub async fn open(settings: &Settings) -> Result<Self, StoreError> {
+        let store = Self::connect(settings).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Creates the PostgreSQL database `settings.database_url` names if it does not exist yet
+    /// (SQLite files are created on connect). Returns whether it created one.
+    pub async fn create_database_if_missing(settings: &Settings) -> Result<bool, StoreError> {
+        let url = settings.database_url.as_str();
+        if StoreKind::from_url(url)? != StoreKind::Postgres {
+            return Ok(false);
+        }
+        let connect_error = |source| StoreError::Connect {
+            kind: "PostgreSQL",
+            url: redact(url),
+            source,
+        };
+        if sqlx::Postgres::database_exists(url)
+            .await
+            .map_err(connect_error)?
+        {
+            return Ok(false);
+        }
+        sqlx::Postgres::create_database(url)
+            .await
+            .map_err(connect_error)?;
+        Ok(true)
+    }
+
+    /// Applies every pending migration (idempotent; concurrent callers are serialized by the
+    /// migrator's lock).
+    #[tracing::instrument(skip(self), fields(store = self.kind_name()))]
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let kind = self.kind_name();
+        match self {
+            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+        }
+        .map_err(|source| StoreError::Migrate { kind, source })
+    }
+
+    /// Which store this is.
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Self::Postgres(_) => StoreKind::Postgres,
+            Self::Sqlite(_) => StoreKind::Sqlite,
+        }
+    }
+
+    /// "PostgreSQL" or "SQLite".
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "PostgreSQL",
+            Self::Sqlite(_) => "SQLite",
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn a_password_in_the_url_is_not_shown() {
+        assert_eq!(
+            redact("postgres://me:secret@db:5432/shop"),
+            "postgres://me:***@db:5432/shop"
+        );
+        assert_eq!(redact("postgres://me@db/shop"), "postgres://me@db/shop");
+        assert_eq!(redact("sqlite://./data/x.db"), "sqlite://./data/x.db");
+    }
+}

@@ -1,0 +1,220 @@
+//! Aggregate state from the log: current (for commands), as of a version, as of a time.
+//! Folds use the domain's own `apply`; eventshop's snapshots bound how far back a fold starts.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use serde_json::Value;
+
+use crate::log::{sqlite_time, Bound, ReadError};
+use crate::store::Store;
+
+/// An aggregate's state at some version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<A> {
+    /// The folded state.
+    pub state: A,
+    /// Number of events folded (0: the aggregate has no events yet).
+    pub version: u64,
+    /// When the last folded event was recorded (None at version 0).
+    pub last_recorded_at: Option<DateTime<Utc>>,
+}
+
+struct Snapshot {
+    version: u64,
+    payload: Value,
+    last_recorded_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The aggregate's current state (version 0 and the default state if it has no events).
+    pub async fn load_current<A: Aggregate>(&self, id: &str) -> Result<Versioned<A>, ReadError> {
+        self.fold::<A>(id, Bound::Latest).await
+    }
+
+    /// The aggregate's state right after `version`; None if it never reached that version
+    /// (or `version` is 0).
+    #[tracing::instrument(skip(self), level = "debug", fields(aggregate = A::TYPE))]
+    pub async fn load_at_version<A: Aggregate>(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<Versioned<A>>, ReadError> {
+        if version == 0 {
+            return Ok(None);
+        }
+        let folded = self.fold::<A>(id, Bound::Version(version)).await?;
+        Ok((folded.version == version).then_some(folded))
+    }
+
+    /// The aggregate's state including every event recorded at or before `at`; None if it had
+    /// no events yet then.
+    #[tracing::instrument(skip(self), level = "debug", fields(aggregate = A::TYPE))]
+    pub async fn load_as_of<A: Aggregate>(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Versioned<A>>, ReadError> {
+        let folded = self.fold::<A>(id, Bound::Time(at)).await?;
+        Ok((folded.version > 0).then_some(folded))
+    }
+
+    async fn fold<A: Aggregate>(&self, id: &str, bound: Bound) -> Result<Versioned<A>, ReadError> {
+        let mut folded = match self.snapshot_before(A::TYPE, id, bound).await? {
+            // A snapshot of an older shape of the aggregate is ignored: the log is the truth.
+            Some(snapshot) => match serde_json::from_value::<A>(snapshot.payload) {
+                Ok(state) => Versioned {
+                    state,
+                    version: snapshot.version,
+                    last_recorded_at: Some(snapshot.last_recorded_at),
+                },
+                Err(error) => {
+                    tracing::warn!(%error, aggregate = A::TYPE, id, "ignoring undecodable snapshot");
+                    Versioned::empty()
+                }
+            },
+            None => Versioned::empty(),
+        };
+        let events = self
+            .aggregate_events(A::TYPE, id, folded.version, bound)
+            .await?;
+        for event in events {
+            if event.version != folded.version + 1 {
+                return Err(ReadError::Corrupt {
+                    aggregate_type: event.aggregate_type,
+                    aggregate_id: event.aggregate_id,
+                    version: event.version,
+                    reason: format!("expected version {}", folded.version + 1),
+                });
+            }
+            folded.state.apply(event.decode::<A::Event>()?);
+            folded.version = event.version;
+            folded.last_recorded_at = Some(event.recorded_at);
+        }
+        Ok(folded)
+    }
+
+    async fn snapshot_before(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        bound: Bound,
+    ) -> Result<Option<Snapshot>, ReadError> {
+        type SnapshotRow = (i64, Value, DateTime<Utc>);
+        let row: Option<SnapshotRow> = match self {
+            Store::Postgres(pool) => {
+                let filter = match bound {
+                    Bound::Latest => "",
+                    Bound::Version(_) => " AND version <= $3",
+                    Bound::Time(_) => " AND last_recorded_at <= $3",
+                };
+                let sql = format!(
+                    "SELECT version, payload, last_recorded_at FROM aggregate_snapshots \
+                      WHERE aggregate_type = $1 AND aggregate_id = $2{filter} \
+                      ORDER BY version DESC LIMIT 1"
+                );
+                let query = sqlx::query_as(&sql).bind(aggregate_type).bind(id);
+                let query = match bound {
+                    Bound::Latest => query,
+                    Bound::Version(v) => query.bind(v as i64),
+                    Bound::Time(t) => query.bind(t),
+                };
+                query.fetch_optional(pool).await?
+            }
+            Store::Sqlite(pool) => {
+                let filter = match bound {
+                    Bound::Latest => "",
+                    Bound::Version(_) => " AND version <= ?",
+                    Bound::Time(_) => " AND last_recorded_at <= ?",
+                };
+                let sql = format!(
+                    "SELECT version, payload, last_recorded_at FROM aggregate_snapshots \
+                      WHERE aggregate_type = ? AND aggregate_id = ?{filter} \
+                      ORDER BY version DESC LIMIT 1"
+                );
+                let query = sqlx::query_as(&sql).bind(aggregate_type).bind(id);
+                let query = match bound {
+                    Bound::Latest => query,
+                    Bound::Version(v) => query.bind(v as i64),
+                    Bound::Time(t) => query.bind(sqlite_time(t)),
+                };
+                query.fetch_optional(pool).await?
+            }
+        };
+        Ok(row.map(|(version, payload, last_recorded_at)| Snapshot {
+            version: version as u64,
+            payload,
+            last_recorded_at,
+        }))
+    }
+
+    /// Stores a snapshot of `state` at `version` (a repeated snapshot of the same version is
+    /// ignored). Snapshots only bound folds; losing one changes no answer.
+    pub async fn save_snapshot<A: Aggregate>(
+        &self,
+        id: &str,
+        version: u64,
+        state: &A,
+        last_recorded_at: DateTime<Utc>,
+    ) -> Result<(), ReadError> {
+        let payload = serde_json::to_value(state).map_err(|e| ReadError::Corrupt {
+            aggregate_type: A::TYPE.to_string(),
+            aggregate_id: id.to_string(),
+            version,
+            reason: e.to_string(),
+        })?;
+        self.save_snapshot_json(A::TYPE, id, version, &payload, last_recorded_at)
+            .await
+    }
+
+    /// Stores an already serialized snapshot.
+    pub(crate) async fn save_snapshot_json(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        version: u64,
+        payload: &Value,
+        last_recorded_at: DateTime<Utc>,
+    ) -> Result<(), ReadError> {
+        match self {
+            Store::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO aggregate_snapshots \
+                       (aggregate_type, aggregate_id, version, payload, last_recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(aggregate_type)
+                .bind(id)
+                .bind(version as i64)
+                .bind(payload)
+                .bind(last_recorded_at)
+                .execute(pool)
+                .await?;
+            }
+            Store::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO aggregate_snapshots \
+                       (aggregate_type, aggregate_id, version, payload, last_recorded_at) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(aggregate_type)
+                .bind(id)
+                .bind(version as i64)
+                .bind(payload)
+                .bind(sqlite_time(last_recorded_at))
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<A: Default> Versioned<A> {
+    fn empty() -> Self {
+        Self {
+            state: A::default(),
+            version: 0,
+            last_recorded_at: None,
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! The store contract: every store-facing behaviour, run against PostgreSQL AND SQLite.
+//! Each test gets a fresh database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{AggregateError, EventStore};
+use domain::account::{Account, AccountCommand, AccountError, AccountServices, Role};
+use domain::wallet::{Wallet, WalletCommand, WalletError, WalletEvent};
+use domain::{Currency, Email, Money};
+use eventshop_tests::{read_log, TestStore};
+use eventstore_config::{
+    Checkpoint, CommandBus, CommandError, EventMetadata, Settings, SqlEmailRegistry, Store,
+};
+use uuid::Uuid;
+
+fn eur(amount: i64) -> Money {
+    Money::new(amount, Currency::EUR)
+}
+
+fn bus(test: &TestStore) -> CommandBus {
+    CommandBus::new(test.store.clone(), &test.settings)
+}
+
+async fn open_wallet(bus: &CommandBus, meta: &EventMetadata) -> String {
+    let account_id = Uuid::now_v7();
+    let id = account_id.to_string();
+    bus.execute::<Wallet>(
+        &id,
+        WalletCommand::Open {
+            account_id,
+            currency: Currency::EUR,
+        },
+        &(),
+        meta,
+    )
+    .await
+    .expect("open");
+    id
+}
+
+async fn deposit(bus: &CommandBus, id: &str, amount: i64) -> eventstore_config::Committed<Wallet> {
+    bus.execute::<Wallet>(
+        id,
+        WalletCommand::Deposit {
+            amount: eur(amount),
+        },
+        &(),
+        &EventMetadata::for_actor("tester"),
+    )
+    .await
+    .expect("deposit")
+}
+
+/// Runs each contract test on both stores.
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(eventshop_tests::TestStore::postgres().await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(eventshop_tests::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    appended_events_load_back_into_the_same_state,
+    an_append_on_a_stale_version_is_a_conflict,
+    concurrent_commands_on_one_aggregate_are_retried_until_all_apply,
+    a_conflict_is_reported_once_the_retries_are_spent,
+    if_match_on_a_stale_version_is_refused_with_the_current_version,
+    a_rejected_command_appends_nothing,
+    metadata_round_trips_through_the_store,
+    history_lists_an_aggregates_events_in_order_with_metadata,
+    state_as_of_a_version_folds_exactly_that_many_events,
+    state_as_of_a_time_includes_only_events_recorded_by_then,
+    the_log_is_read_after_a_checkpoint_in_order_without_gaps_or_repeats,
+    snapshots_bound_the_fold_and_a_stale_shape_is_ignored,
+    an_email_is_claimed_by_one_account_only,
+    migrating_twice_changes_nothing,
+);
+
+async fn appended_events_load_back_into_the_same_state(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    let first = deposit(&bus, &id, 1_000).await;
+    let second = deposit(&bus, &id, 250).await;
+    assert_eq!((first.version, second.version), (2, 3));
+    assert!(second.position.unwrap() > first.position.unwrap());
+    assert_eq!(
+        second.events,
+        vec![WalletEvent::FundsDeposited { amount: eur(250) }]
+    );
+
+    let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
+    assert_eq!(loaded.version, 3);
+    assert_eq!(loaded.state.balance(), Some(eur(1_250)));
+
+    let unknown = test.store.load_current::<Wallet>("nobody").await.unwrap();
+    assert_eq!(unknown.version, 0);
+    assert_eq!(unknown.state, Wallet::default());
+}
+
+/// A writer that decided on version 1 while someone else appended version 2 must not
+/// overwrite it: the store reports a conflict (PostgreSQL 23505, SQLite 1555 on the primary key).
+async fn an_append_on_a_stale_version_is_a_conflict(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    let stale = test.store.load_current::<Wallet>(&id).await.unwrap();
+    deposit(&bus, &id, 10).await;
+
+    let context = EventStoreAggregateContext {
+        aggregate_id: id.clone(),
+        aggregate: stale.state,
+        current_sequence: stale.version as usize,
+        current_snapshot: None,
+    };
+    let events = vec![WalletEvent::FundsDeposited { amount: eur(99) }];
+    let result = match &test.store {
+        Store::Postgres(pool) => {
+            let repo = postgres_es::PostgresEventRepository::new(pool.clone());
+            PersistedEventStore::<_, Wallet>::new_event_store(repo)
+                .commit(events, context, Default::default())
+                .await
+        }
+        Store::Sqlite(pool) => {
+            let repo = sqlite_es::SqliteEventRepository::new(pool.clone());
+            PersistedEventStore::<_, Wallet>::new_event_store(repo)
+                .commit(events, context, Default::default())
+                .await
+        }
+    };
+    assert!(
+        matches!(result, Err(AggregateError::AggregateConflict)),
+        "expected a conflict, got {result:?}"
+    );
+    let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
+    assert_eq!(loaded.state.balance(), Some(eur(10)));
+}
+
+async fn concurrent_commands_on_one_aggregate_are_retried_until_all_apply(test: TestStore) {
+    let bus = Arc::new(bus(&test));
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    let tasks: Vec<_> = (1..=20)
+        .map(|n| {
+            let (bus, id) = (bus.clone(), id.clone());
+            tokio::spawn(async move { deposit(&bus, &id, n).await })
+        })
+        .collect();
+    let mut versions = HashSet::new();
+    for task in tasks {
+        versions.insert(task.await.unwrap().version);
+    }
+    assert_eq!(versions, (2..=21).collect::<HashSet<u64>>());
+    let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
+    assert_eq!(loaded.state.balance(), Some(eur((1..=20).sum())));
+}
+
+async fn a_conflict_is_reported_once_the_retries_are_spent(test: TestStore) {
+    let settings = Settings {
+        command_retries: 0,
+        ..test.settings.clone()
+    };
+    let bus = Arc::new(CommandBus::new(test.store.clone(), &settings));
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (bus, id) = (bus.clone(), id.clone());
+            tokio::spawn(async move {
+                bus.execute::<Wallet>(
+                    &id,
+                    WalletCommand::Deposit { amount: eur(1) },
+                    &(),
+                    &EventMetadata::system(),
+                )
+                .await
+            })
+        })
+        .collect();
+    let (mut ok, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(CommandError::Conflict { attempts: 1 }) => conflicts += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok + conflicts, 16);
+    let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
+    // Nothing lost, nothing doubled: the balance is exactly the accepted deposits.
+    assert_eq!(loaded.state.balance(), Some(eur(ok)));
+    assert_eq!(loaded.version, 1 + ok as u64);
+}
+
+async fn if_match_on_a_stale_version_is_refused_with_the_current_version(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    deposit(&bus, &id, 5).await;
+    let result = bus
+        .execute_expecting::<Wallet>(
+            &id,
+            WalletCommand::Deposit { amount: eur(1) },
+            &(),
+            &EventMetadata::system(),
+            Some(1),
+        )
+        .await;
+    assert!(matches!(
+        result,
+        Err(CommandError::VersionMismatch {
+            expected: 1,
+            actual: 2
+        })
+    ));
+    let accepted = bus
+        .execute_expecting::<Wallet>(
+            &id,
+            WalletCommand::Deposit { amount: eur(1) },
+            &(),
+            &EventMetadata::system(),
+            Some(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.version, 3);
+}
+
+async fn a_rejected_command_appends_nothing(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    let head = test.store.head_position().await.unwrap();
+    let result = bus
+        .execute::<Wallet>(
+            &id,
+            WalletCommand::Deposit {
+                amount: Money::new(5, Currency::USD),
+            },
+            &(),
+            &EventMetadata::system(),
+        )
+        .await;
+    assert!(matches!(
+        result,
+        Err(CommandError::Rejected(WalletError::CurrencyMismatch { .. }))
+    ));
+    assert_eq!(test.store.head_position().await.unwrap(), head);
+}
+
+async fn metadata_round_trips_through_the_store(test: TestStore) {
+    let bus = bus(&test);
+    let meta = EventMetadata::for_actor("0190f5d6-0000-7000-8000-000000000001")
+        .correlated("corr-1")
+        .caused_by("cause-1")
+        .with_request_id("req-1");
+    let id = open_wallet(&bus, &meta).await;
+    let history = test.store.history("wallet", &id).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].metadata, meta);
+    let logged = read_log(&test.store, Checkpoint::START, 10, 1).await;
+    assert_eq!(logged[0].metadata, meta);
+}
+
+async fn history_lists_an_aggregates_events_in_order_with_metadata(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    let other = open_wallet(&bus, &EventMetadata::system()).await;
+    deposit(&bus, &id, 7).await;
+    deposit(&bus, &other, 8).await;
+    deposit(&bus, &id, 9).await;
+
+    let history = test.store.history("wallet", &id).await.unwrap();
+    let summary: Vec<(u64, &str)> = history
+        .iter()
+        .map(|e| (e.version, e.event_type.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "WalletOpened"),
+            (2, "FundsDeposited"),
+            (3, "FundsDeposited")
+        ]
+    );
+    assert!(history
+        .iter()
+        .all(|e| e.aggregate_type == "wallet" && e.aggregate_id == id && e.event_version == "1"));
+    assert!(history.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(history[2].metadata.actor.as_deref(), Some("tester"));
+    assert_eq!(
+        history[2].decode::<WalletEvent>().unwrap(),
+        WalletEvent::FundsDeposited { amount: eur(9) }
+    );
+    assert!(test
+        .store
+        .history("wallet", "none")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn state_as_of_a_version_folds_exactly_that_many_events(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    for amount in [100, 20, 3] {
+        deposit(&bus, &id, amount).await;
+    }
+    let balance_at = |v: u64| {
+        let store = test.store.clone();
+        let id = id.clone();
+        async move {
+            store
+                .load_at_version::<Wallet>(&id, v)
+                .await
+                .unwrap()
+                .map(|w| (w.version, w.state.balance()))
+        }
+    };
+    assert_eq!(balance_at(1).await, Some((1, Some(eur(0)))));
+    assert_eq!(balance_at(2).await, Some((2, Some(eur(100)))));
+    assert_eq!(balance_at(3).await, Some((3, Some(eur(120)))));
+    assert_eq!(balance_at(4).await, Some((4, Some(eur(123)))));
+    assert_eq!(balance_at(5).await, None, "a version never reached");
+    assert_eq!(balance_at(0).await, None);
+}
+
+async fn state_as_of_a_time_includes_only_events_recorded_by_then(test: TestStore) {
+    let bus = bus(&test);
+    let before = Utc::now() - chrono::Duration::seconds(5);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    deposit(&bus, &id, 100).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    deposit(&bus, &id, 50).await;
+
+    assert!(test
+        .store
+        .load_as_of::<Wallet>(&id, before)
+        .await
+        .unwrap()
+        .is_none());
+    let then = test
+        .store
+        .load_as_of::<Wallet>(&id, between)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((then.version, then.state.balance()), (2, Some(eur(100))));
+    assert!(then.last_recorded_at.unwrap() <= between);
+    let now = test
+        .store
+        .load_as_of::<Wallet>(&id, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((now.version, now.state.balance()), (3, Some(eur(150))));
+}
+
+async fn the_log_is_read_after_a_checkpoint_in_order_without_gaps_or_repeats(test: TestStore) {
+    let bus = bus(&test);
+    let a = open_wallet(&bus, &EventMetadata::system()).await;
+    let b = open_wallet(&bus, &EventMetadata::system()).await;
+    for n in 1..=5 {
+        deposit(&bus, &a, n).await;
+        deposit(&bus, &b, n).await;
+    }
+    let read = read_log(&test.store, Checkpoint::START, 3, 12).await;
+    let checkpoint = read.last().unwrap().checkpoint();
+    assert_eq!(read.len(), 12);
+    assert!(read.windows(2).all(|w| w[0].position < w[1].position));
+    let mut per_aggregate = std::collections::HashMap::<&str, Vec<u64>>::new();
+    for event in &read {
+        per_aggregate
+            .entry(&event.aggregate_id)
+            .or_default()
+            .push(event.version);
+    }
+    assert_eq!(per_aggregate[a.as_str()], (1..=6).collect::<Vec<_>>());
+    assert_eq!(per_aggregate[b.as_str()], (1..=6).collect::<Vec<_>>());
+    assert_eq!(
+        test.store.head_position().await.unwrap(),
+        read.last().unwrap().position
+    );
+
+    // Nothing new after the last checkpoint, until something is appended.
+    assert!(test
+        .store
+        .read_after(checkpoint, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    deposit(&bus, &a, 1).await;
+    let next = read_log(&test.store, checkpoint, 10, 1).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        (next[0].aggregate_id.as_str(), next[0].version),
+        (a.as_str(), 7)
+    );
+}
+
+async fn snapshots_bound_the_fold_and_a_stale_shape_is_ignored(test: TestStore) {
+    let settings = Settings {
+        snapshot_every: 5,
+        ..test.settings.clone()
+    };
+    let bus = CommandBus::new(test.store.clone(), &settings);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    for _ in 0..11 {
+        deposit(&bus, &id, 1).await;
+    }
+    let versions: Vec<i64> = match &test.store {
+        Store::Postgres(pool) => sqlx::query_scalar(
+            "SELECT version FROM aggregate_snapshots WHERE aggregate_id = $1 ORDER BY version",
+        )
+        .bind(&id)
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        Store::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT version FROM aggregate_snapshots WHERE aggregate_id = ? ORDER BY version",
+        )
+        .bind(&id)
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    };
+    assert_eq!(versions, vec![5, 10]);
+
+    // The fold starts at the newest snapshot at or below the target: a snapshot with a
+    // (deliberately) different balance at version 10 shows through at version 11 and 12 only.
+    let mut doctored = test
+        .store
+        .load_at_version::<Wallet>(&id, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let account_id: Uuid = id.parse().unwrap();
+    let mut rebuilt = Wallet::default();
+    for event in [
+        WalletEvent::WalletOpened {
+            account_id,
+            currency: Currency::EUR,
+        },
+        WalletEvent::FundsDeposited { amount: eur(1_000) },
+    ] {
+        cqrs_es::Aggregate::apply(&mut rebuilt, event);
+    }
+    doctored.state = rebuilt;
+    replace_snapshot(
+        &test.store,
+        &id,
+        10,
+        serde_json::to_value(&doctored.state).unwrap(),
+    )
+    .await;
+    let at_9 = test
+        .store
+        .load_at_version::<Wallet>(&id, 9)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_9.state.balance(), Some(eur(8)));
+    let at_12 = test
+        .store
+        .load_at_version::<Wallet>(&id, 12)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_12.state.balance(), Some(eur(1_002)));
+
+    // A snapshot that no longer decodes is ignored: the log is the source of truth.
+    replace_snapshot(&test.store, &id, 10, serde_json::json!({"shape": "old"})).await;
+    let at_12 = test
+        .store
+        .load_at_version::<Wallet>(&id, 12)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_12.state.balance(), Some(eur(11)));
+}
+
+async fn replace_snapshot(store: &Store, id: &str, version: i64, payload: serde_json::Value) {
+    match store {
+        Store::Postgres(pool) => {
+            sqlx::query("UPDATE aggregate_snapshots SET payload = $1 WHERE aggregate_id = $2 AND version = $3")
+                .bind(payload)
+                .bind(id)
+                .bind(version)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(
+                "UPDATE aggregate_snapshots SET payload = ? WHERE aggregate_id = ? AND version = ?",
+            )
+            .bind(payload)
+            .bind(id)
+            .bind(version)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+async fn an_email_is_claimed_by_one_account_only(test: TestStore) {
+    let bus = Arc::new(bus(&test));
+    let services = Arc::new(AccountServices::new(Arc::new(SqlEmailRegistry::new(
+        test.store.clone(),
+    ))));
+    let email = Email::parse("Same@Example.com").unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (bus, services, email) = (bus.clone(), services.clone(), email.clone());
+            tokio::spawn(async move {
+                let account_id = Uuid::now_v7();
+                bus.execute::<Account>(
+                    &account_id.to_string(),
+                    AccountCommand::Register {
+                        account_id,
+                        email,
+                        name: "Sam".to_string(),
+                        password_hash: "$argon2id$v=19$stub".to_string(),
+                        role: Role::Customer,
+                        at: Utc::now(),
+                    },
+                    &services,
+                    &EventMetadata::system(),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(CommandError::Rejected(AccountError::EmailTaken)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn migrating_twice_changes_nothing(test: TestStore) {
+    let bus = bus(&test);
+    let id = open_wallet(&bus, &EventMetadata::system()).await;
+    test.store.migrate().await.unwrap();
+    let reopened = Store::open(&test.settings).await.unwrap();
+    assert_eq!(
+        reopened.load_current::<Wallet>(&id).await.unwrap().version,
+        1
+    );
+    reopened.close().await;
+}
