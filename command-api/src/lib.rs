@@ -1,5 +1,160 @@
 //! The eventshop write side: the axum REST API under `/api/v1` (auth, ACL authorization,
-//! idempotency, `If-Match` concurrency, OpenAPI) dispatching commands through the
+//! idempotency, `If-Match` concurrency, OpenAPI, metrics) dispatching commands through the
 //! `eventstore-config` command bus. May depend on `domain` and `eventstore-config`, never on the
-//! read side (`projectors`, `query-api`). Not built yet: see the command REST API issue.
+//! read side (`projectors`, `query-api`).
+//!
+//! ```no_run
+//! # async fn run(settings: eventstore_config::Settings, store: eventstore_config::Store) -> anyhow::Result<()> {
+//! let app = command_api::build(settings, store).await?;
+//! let router = app.router(); // merge other routers here
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! command_api::serve(listener, router, command_api::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod authz;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod idempotency;
+pub mod metrics;
+pub mod openapi;
+pub mod respond;
+pub mod state;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, patch, post};
+use axum::{Json, Router};
+use eventstore_config::{Settings, Store};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+/// A built command API: its state and the background task keeping the policy cache current.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    follower: JoinHandle<()>,
+}
+
+/// Builds the command API over a migrated `store`: loads (or generates) the signing key and
+/// starts the policy-cache follower.
+pub async fn build(settings: Settings, store: Store) -> anyhow::Result<App> {
+    let state = AppState::new(settings, store.clone()).await?;
+    let follower = tokio::spawn(state.cache().clone().follow(store));
+    Ok(App { state, follower })
+}
+
+impl App {
+    /// The shared state (the CLI registers admins through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The REST routes (`/api/v1/...`, `/healthz`, `/metrics`), with metrics, idempotency and
+    /// the body limit applied. Merge other routers (e.g. GraphQL) into it.
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// The routes over `state`.
+pub fn router(state: AppState) -> Router {
+    use handlers::{accounts, orders, policies, products, sessions};
+    let api = Router::new()
+        .route("/accounts", post(accounts::register))
+        .route("/accounts/{id}", delete(accounts::delete_account))
+        .route("/accounts/{id}/deposits", post(accounts::deposit))
+        .route("/sessions", post(sessions::login))
+        .route("/sessions/refresh", post(sessions::refresh))
+        .route("/products", post(products::create))
+        .route("/products/{id}", patch(products::patch))
+        .route("/products/{id}/restock", post(products::restock))
+        .route("/orders", post(orders::place))
+        .route("/orders/{id}/cancel", post(orders::cancel))
+        .route(
+            "/policies",
+            axum::routing::put(policies::put).delete(policies::delete),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(openapi::ApiDoc::openapi()) }),
+        )
+        .method_not_allowed_fallback(method_not_allowed);
+    let metrics = state.metrics().clone();
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(handlers::healthz))
+        .route(
+            "/metrics",
+            get(metrics::metrics_handler).with_state(metrics.clone()),
+        )
+        .fallback(|| async { ApiError::not_found("no such route", None) })
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings().max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::record,
+        ))
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this route does not accept that method".into())
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets running requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

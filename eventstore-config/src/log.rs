@@ -220,6 +220,50 @@ impl Store {
         }
     }
 
+    /// Every event of one business flow — those carrying `correlation_id`, plus every event of
+    /// the aggregate `also` (type, id) names — in log order (which is also causal order: a
+    /// caused event is appended after its cause committed).
+    #[tracing::instrument(skip(self), level = "debug")]
+    pub async fn correlated(
+        &self,
+        correlation_id: &str,
+        also: Option<(&str, &str)>,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let (also_type, also_id) = also.unwrap_or(("", ""));
+        match self {
+            Store::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {PG_COLUMNS} FROM events \
+                      WHERE metadata ->> 'correlation_id' = $1 \
+                         OR (aggregate_type = $2 AND aggregate_id = $3) \
+                      ORDER BY global_position"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(correlation_id)
+                    .bind(also_type)
+                    .bind(also_id)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+            }
+            Store::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events \
+                      WHERE json_extract(metadata, '$.correlation_id') = ? \
+                         OR (aggregate_type = ? AND aggregate_id = ?) \
+                      ORDER BY global_position"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(correlation_id)
+                    .bind(also_type)
+                    .bind(also_id)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+            }
+        }
+    }
+
     /// The newest global position (0 for an empty log).
     pub async fn head_position(&self) -> Result<i64, ReadError> {
         let sql = "SELECT COALESCE(MAX(global_position), 0) FROM events";

@@ -20,6 +20,11 @@ const SETTING_KEYS: &[&str] = &[
     "command_retries",
     "snapshot_every",
     "default_currency",
+    "jwt_secret",
+    "access_token_ttl_secs",
+    "refresh_token_ttl_secs",
+    "max_body_bytes",
+    "payment_timeout_secs",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -41,6 +46,17 @@ pub struct Settings {
     pub snapshot_every: u64,
     /// Currency of the wallet opened at registration (ISO 4217).
     pub default_currency: String,
+    /// HS256 signing key of the API's JWTs. When unset, a random key is generated on first use
+    /// and kept in the database's `secrets` table (shared by every process on that database).
+    pub jwt_secret: Option<String>,
+    /// Lifetime of an access token, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token, in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Largest request body the REST API accepts, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+    /// Seconds an order may wait for its payment before the saga cancels it.
+    pub payment_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -53,6 +69,11 @@ impl Default for Settings {
             command_retries: 20,
             snapshot_every: 100,
             default_currency: "EUR".to_string(),
+            jwt_secret: None,
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_body_bytes: 64 * 1024,
+            payment_timeout_secs: 900,
         }
     }
 }

@@ -1,4 +1,130 @@
 //! The eventshop read side: the async-graphql schema at `/graphql` over the projectors' read
-//! models, with temporal (`asOf`, `atVersion`) and audit queries. May depend on `domain` and
-//! `eventstore-config`, never on the write side. Not built yet: see the GraphQL issue.
+//! models, with temporal (`asOf` from history rows, `atVersion` folded from the log), history
+//! and audit queries, ACL-filtered answers, and read-your-writes via `X-Min-Position`. May
+//! depend on `domain` and `eventstore-config`, never on the write side: the token verifier is
+//! injected as an [`Authenticator`].
+//!
+//! ```no_run
+//! # struct Verifier;
+//! # impl query_api::Authenticator for Verifier {
+//! #     fn subject(&self, t: &str) -> Result<String, query_api::AuthError> { Ok(t.into()) }
+//! # }
+//! # fn run(store: eventstore_config::Store) -> axum::Router {
+//! let api = query_api::build(store, std::sync::Arc::new(Verifier));
+//! api.router() // merge beside the REST routes
+//! # }
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod consistency;
+mod db;
+pub mod error;
+mod fold;
+pub mod http;
+mod loaders;
+pub mod query;
+pub mod reads;
+mod request;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use eventstore_config::Store;
+
+pub use auth::{AuthError, Authenticator, Caller};
+pub use error::Code;
+pub use reads::{audit, AuditFilter};
+pub use types::AuditEntry;
+
+/// The schema type.
+pub type QuerySchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
+
+/// Limits and waits.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Deepest selection accepted.
+    pub max_depth: usize,
+    /// Largest complexity accepted (a list field counts `first` times its selection).
+    pub max_complexity: usize,
+    /// How long a request with `X-Min-Position` waits for the projectors.
+    pub max_wait: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A built query API: cheap to clone.
+#[derive(Clone)]
+pub struct QueryApi {
+    schema: QuerySchema,
+    store: Store,
+    authenticator: Arc<dyn Authenticator>,
+    options: Options,
+}
+
+impl std::fmt::Debug for QueryApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryApi")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The schema with its limits (no data: requests carry it).
+pub fn schema(options: &Options) -> QuerySchema {
+    Schema::build(query::Query, EmptyMutation, EmptySubscription)
+        .limit_depth(options.max_depth)
+        .limit_complexity(options.max_complexity)
+        .finish()
+}
+
+/// The schema in SDL, as exported to `query-api/schema.graphql`.
+pub fn sdl() -> String {
+    schema(&Options::default()).sdl()
+}
+
+/// Builds the query API over a migrated `store` with the default [`Options`].
+pub fn build(store: Store, authenticator: Arc<dyn Authenticator>) -> QueryApi {
+    build_with(store, authenticator, Options::default())
+}
+
+/// Builds the query API with explicit options.
+pub fn build_with(
+    store: Store,
+    authenticator: Arc<dyn Authenticator>,
+    options: Options,
+) -> QueryApi {
+    QueryApi {
+        schema: schema(&options),
+        store,
+        authenticator,
+        options,
+    }
+}
+
+impl QueryApi {
+    /// `/graphql` (POST queries, GET GraphiQL), ready to merge into another router.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.clone())
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+}
+
+/// The `router` of [`build`].
+pub fn router(store: Store, authenticator: Arc<dyn Authenticator>) -> axum::Router {
+    build(store, authenticator).router()
+}

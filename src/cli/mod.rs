@@ -1,6 +1,11 @@
 //! The subcommands of `eventshop` and what each one runs.
 
+mod accounts;
 mod events;
+mod orders;
+mod projections;
+mod query;
+mod serve;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -27,12 +32,42 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run everything in one process: the REST API (and the GraphQL API and projectors once
+    /// they are wired in). Stops cleanly on Ctrl-C / SIGTERM.
+    Serve(serve::BindArgs),
+    /// Run the REST command API alone.
+    #[command(name = "command-api")]
+    WriteApi(serve::BindArgs),
+    /// Account administration (create-admin).
+    Accounts {
+        #[command(subcommand)]
+        command: accounts::AccountsCommand,
+    },
+    /// Run the GraphQL query API alone (/graphql; GraphiQL on GET).
+    QueryApi(query::QueryApiArgs),
+    /// Who did what when: the audit index as a table or JSON lines (--json).
+    Audit(query::AuditArgs),
     /// Create or upgrade the database schema (events, snapshots, checkpoints, claims).
     Migrate,
     /// Read the global event log.
     Events {
         #[command(subcommand)]
         command: events::EventsCommand,
+    },
+    /// Follow one order through the saga.
+    Orders {
+        #[command(subcommand)]
+        command: orders::OrdersCommand,
+    },
+    /// Run the projector workers (read models) in this process.
+    Projectors {
+        #[command(subcommand)]
+        command: projections::ProjectorsCommand,
+    },
+    /// Inspect and rebuild read models: list, status, rebuild NAME | --all.
+    Projections {
+        #[command(subcommand)]
+        command: projections::ProjectionsCommand,
     },
 }
 
@@ -55,9 +90,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load().context("loading settings")?;
     match cli.command {
         Command::Migrate => migrate(&settings).await,
+        Command::QueryApi(args) => {
+            let store = open(&settings).await?;
+            query::query_api(settings, store, args).await
+        }
+        Command::Audit(args) => {
+            let store = open(&settings).await?;
+            query::audit(&store, args).await
+        }
+        Command::Serve(args) => {
+            let store = open(&settings).await?;
+            serve::serve(settings, store, args).await
+        }
+        Command::WriteApi(args) => {
+            let store = open(&settings).await?;
+            serve::command_api(settings, store, args).await
+        }
+        Command::Accounts { command } => {
+            let store = open(&settings).await?;
+            accounts::run(settings, store, command).await
+        }
         Command::Events { command } => {
             let store = open(&settings).await?;
             events::run(&store, command).await
+        }
+        Command::Orders { command } => {
+            let store = open(&settings).await?;
+            orders::run(&store, command).await
+        }
+        Command::Projectors { command } => {
+            let store = open(&settings).await?;
+            projections::run_projectors(store, &settings, command).await
+        }
+        Command::Projections { command } => {
+            let store = open(&settings).await?;
+            projections::run(&store, command).await
         }
     }
 }

@@ -4,6 +4,11 @@
 //! SQLite file. May depend on every crate of the workspace.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod graphql;
+pub mod saga;
+pub mod projections;
+
 use std::path::PathBuf;
 
 use std::time::{Duration, Instant};

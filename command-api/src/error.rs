@@ -1,0 +1,317 @@
+//! The API's one error type and its JSON body `{"errors":[{"message","field"}]}`.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use domain::account::AccountError;
+use domain::order::OrderError;
+use domain::policy_set::PolicySetError;
+use domain::product::ProductError;
+use domain::wallet::WalletError;
+use domain::Rejection;
+use eventstore_config::{CommandError, ReadError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One problem with a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorItem {
+    /// What is wrong, for a person.
+    pub message: String,
+    /// The request field at fault (a JSON path such as `items[0].quantity`, a path parameter,
+    /// or a header name), when there is one.
+    pub field: Option<String>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// At least one problem.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// Why a request was not carried out. Each variant names its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON, a path parameter or header is malformed.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        field: Option<String>,
+    },
+    /// 401: no token, an invalid or expired token, a token of a deleted account, or wrong
+    /// credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller's policies do not allow the action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: the addressed aggregate does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// What is missing.
+        message: String,
+        /// The field naming it.
+        field: Option<String>,
+    },
+    /// 405: the route exists, but not for this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 409: the command clashes with the aggregate's state, a stale `If-Match`, a conflict that
+    /// outlived the retries, or an `Idempotency-Key` whose first request is still running.
+    #[error("{message}")]
+    Conflict {
+        /// What clashed.
+        message: String,
+        /// The field at fault, when there is one (e.g. a taken e-mail).
+        field: Option<String>,
+        /// The aggregate's current version, for a stale `If-Match`.
+        current_version: Option<u64>,
+    },
+    /// 413: the body is larger than `max_body_bytes`.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// 422: well-formed JSON that is not a valid command (unknown or missing field, wrong type,
+    /// out-of-range value), a domain rejection of kind unprocessable, or an `Idempotency-Key`
+    /// reused with another request.
+    #[error("{message}")]
+    Unprocessable {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        field: Option<String>,
+    },
+    /// 500: the store or another part of the infrastructure failed. The cause is logged; the
+    /// answer says nothing more.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 naming `field`.
+    pub fn bad_request(message: impl Into<String>, field: Option<&str>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    /// A 422 naming `field`.
+    pub fn unprocessable(message: impl Into<String>, field: Option<&str>) -> Self {
+        Self::Unprocessable {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    /// A 404 naming `field`.
+    pub fn not_found(message: impl Into<String>, field: Option<&str>) -> Self {
+        Self::NotFound {
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    /// A 500 with `error` as its (logged) cause.
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            ApiError::BadRequest { field, .. }
+            | ApiError::Conflict { field, .. }
+            | ApiError::NotFound { field, .. }
+            | ApiError::Unprocessable { field, .. } => field.clone(),
+            _ => None,
+        }
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            errors: vec![ErrorItem {
+                message: self.to_string(),
+                field: self.field(),
+            }],
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let ApiError::Conflict {
+            current_version: Some(version),
+            ..
+        } = &self
+        {
+            if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::ETAG, value);
+            }
+        }
+        if let ApiError::Unauthorized(_) = &self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+/// A domain error the API can answer with: its rejection kind and the request field it is
+/// about, when there is one.
+pub trait DomainRejection: std::error::Error + Send + Sync + 'static {
+    /// Not found, conflict or unprocessable.
+    fn kind(&self) -> Rejection;
+    /// The request field at fault.
+    fn field(&self) -> Option<&'static str> {
+        None
+    }
+    /// True when the failure is the infrastructure's, not the caller's.
+    fn is_infrastructure(&self) -> bool {
+        false
+    }
+}
+
+impl DomainRejection for AccountError {
+    fn kind(&self) -> Rejection {
+        AccountError::kind(self)
+    }
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            AccountError::EmailTaken => Some("email"),
+            AccountError::InvalidName(_) => Some("name"),
+            AccountError::EmptyPasswordHash => Some("password"),
+            _ => None,
+        }
+    }
+    fn is_infrastructure(&self) -> bool {
+        AccountError::is_infrastructure(self)
+    }
+}
+
+impl DomainRejection for WalletError {
+    fn kind(&self) -> Rejection {
+        WalletError::kind(self)
+    }
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            WalletError::NonPositiveAmount | WalletError::AmountOverflow => Some("amount"),
+            WalletError::CurrencyMismatch { .. } => Some("currency"),
+            _ => None,
+        }
+    }
+}
+
+impl DomainRejection for ProductError {
+    fn kind(&self) -> Rejection {
+        ProductError::kind(self)
+    }
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            ProductError::InvalidName(_) => Some("name"),
+            ProductError::DescriptionTooLong { .. } => Some("description"),
+            ProductError::NonPositivePrice => Some("price"),
+            ProductError::StockOverflow => Some("quantity"),
+            _ => None,
+        }
+    }
+}
+
+impl DomainRejection for OrderError {
+    fn kind(&self) -> Rejection {
+        OrderError::kind(self)
+    }
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            OrderError::EmptyOrder
+            | OrderError::TooManyItems { .. }
+            | OrderError::DuplicateItem { .. } => Some("items"),
+            OrderError::CurrencyMismatch { .. } => Some("currency"),
+            _ => None,
+        }
+    }
+}
+
+impl DomainRejection for PolicySetError {
+    fn kind(&self) -> Rejection {
+        PolicySetError::kind(self)
+    }
+}
+
+impl<E: DomainRejection> From<CommandError<E>> for ApiError {
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(e) if e.is_infrastructure() => ApiError::internal(e),
+            CommandError::Rejected(e) => {
+                let message = e.to_string();
+                let field = e.field().map(str::to_owned);
+                match e.kind() {
+                    Rejection::NotFound => ApiError::NotFound { message, field },
+                    Rejection::Conflict => ApiError::Conflict {
+                        message,
+                        field,
+                        current_version: None,
+                    },
+                    Rejection::Unprocessable => ApiError::Unprocessable { message, field },
+                }
+            }
+            CommandError::VersionMismatch { expected, actual } => ApiError::Conflict {
+                message: format!(
+                    "If-Match names version {expected}, but the current version is {actual}"
+                ),
+                field: None,
+                current_version: Some(actual),
+            },
+            CommandError::Conflict { attempts } => ApiError::Conflict {
+                message: format!(
+                    "the resource kept changing concurrently; gave up after {attempts} attempts"
+                ),
+                field: None,
+                current_version: None,
+            },
+            CommandError::Infrastructure(e) => {
+                ApiError::Internal(anyhow::Error::from_boxed(e).context("the event store failed"))
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Request extractors whose rejections are [`ApiError`]s naming the field at fault: JSON bodies,
+//! UUID path parameters and the `If-Match` header.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body deserialized into `T`. Not JSON → 400; JSON that does not fit `T` (unknown or
+/// missing field, wrong type, invalid value) → 422 naming the field; too large → 413.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| body_rejection(rejection, state.settings().max_body_bytes))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge { limit }
+    } else {
+        ApiError::bad_request(rejection.body_text(), None)
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes: larger → 413, a broken stream → 400.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let inner = error.into_inner();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+        while let Some(e) = cause {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return ApiError::PayloadTooLarge { limit };
+            }
+            cause = e.source();
+        }
+        ApiError::bad_request(format!("cannot read the request body: {inner}"), None)
+    })
+}
+
+/// Deserializes `bytes` as `T`, naming the field of a data error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(deserializer) {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = strip_position(&inner.to_string());
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = field_of(&path, &message);
+                    Err(ApiError::Unprocessable { message, field })
+                }
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => Err(
+                    ApiError::bad_request(format!("the body is not valid JSON: {message}"), None),
+                ),
+                serde_json::error::Category::Io => Err(ApiError::bad_request(message, None)),
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the field is a better locator.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The JSON path of a data error. For an unknown or missing field serde reports the enclosing
+/// object's path, so the field's own name (quoted in the message) is appended.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| {
+            let start = message.find(prefix)? + prefix.len();
+            let end = message[start..].find('`')? + start;
+            Some(message[start..end].to_owned())
+        });
+    let base = if path == "." { "" } else { path };
+    // serde_path_to_error already ends the path of an unknown field with its name.
+    if let Some(name) = &named {
+        if base == name || base.ends_with(&format!(".{name}")) {
+            return Some(base.to_owned());
+        }
+    }
+    match (base.is_empty(), named) {
+        (true, Some(name)) => Some(name),
+        (false, Some(name)) => Some(format!("{base}.{name}")),
+        (true, None) => None,
+        (false, None) => Some(base.to_owned()),
+    }
+}
+
+/// The `{id}` path parameter as a UUID; anything else → 400 naming `id`.
+#[derive(Debug, Clone, Copy)]
+pub struct PathId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request(e.body_text(), Some("id")))?;
+        Uuid::parse_str(&raw)
+            .map(PathId)
+            .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a UUID"), Some("id")))
+    }
+}
+
+/// The optional `If-Match: <version>` header (`3`, `"3"` or `W/"3"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let invalid = || {
+            ApiError::bad_request(
+                "If-Match must be an aggregate version, e.g. \"3\"",
+                Some("If-Match"),
+            )
+        };
+        let text = value.to_str().map_err(|_| invalid())?.trim();
+        let text = text.strip_prefix("W/").unwrap_or(text);
+        let text = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(text);
+        text.parse::<u64>()
+            .map(|v| IfMatch(Some(v)))
+            .map_err(|_| invalid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Line {
+        quantity: domain::Quantity,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Order {
+        items: Vec<Line>,
+    }
+
+    fn field(json: &str) -> Option<String> {
+        match parse_json::<Order>(json.as_bytes()).unwrap_err() {
+            ApiError::Unprocessable { field, .. } => field,
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_data_error_names_the_nested_field() {
+        assert_eq!(
+            field(r#"{"items":[{"quantity":0}]}"#).as_deref(),
+            Some("items[0].quantity")
+        );
+        assert_eq!(
+            field(r#"{"items":[{"quantity":1,"colour":2}]}"#).as_deref(),
+            Some("items[0].colour")
+        );
+        assert_eq!(field(r#"{}"#).as_deref(), Some("items"));
+    }
+
+    #[test]
+    fn broken_json_is_a_bad_request() {
+        assert!(matches!(
+            parse_json::<Order>(b"{\"items\": ["),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
+}

@@ -1,0 +1,235 @@
+//! `POST /orders` and `POST /orders/{id}/cancel`. Reserving stock and taking payment are the
+//! saga's work, after `OrderPlaced`: placing answers 202.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use domain::order::{Order, OrderCommand, OrderLine};
+use domain::product::Product;
+use domain::{Currency, Quantity};
+use eventstore_config::EventMetadata;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::grant;
+use crate::authz::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{parse_json, IfMatch, JsonBody, PathId};
+use crate::respond::{accepted, OrderCommitted};
+use crate::state::AppState;
+
+/// Longest cancel reason accepted, in characters.
+pub const MAX_REASON_LEN: usize = 500;
+
+/// One line of `POST /orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItemRequest {
+    /// The product.
+    pub product_id: Uuid,
+    /// How many, 1 to 1,000,000.
+    #[schema(value_type = u32, example = 2)]
+    pub quantity: Quantity,
+}
+
+/// `POST /orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    /// 1 to 100 lines, distinct products.
+    pub items: Vec<OrderItemRequest>,
+    /// ISO 4217 code; every product's price must be in it.
+    #[schema(value_type = String, example = "EUR")]
+    pub currency: Currency,
+}
+
+/// Place an order at the products' current prices (answered before the saga reserves stock).
+#[utoipa::path(
+    post, path = "/api/v1/orders", tag = "orders",
+    request_body = PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries")),
+    responses(
+        (status = 202, description = "placed; reservation and payment follow", body = OrderCommitted),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not allowed", body = ErrorBody),
+        (status = 404, description = "a product does not exist", body = ErrorBody),
+        (status = 422, description = "invalid field or a price in another currency", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn place(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<PlaceOrderRequest>,
+) -> Result<Response, ApiError> {
+    caller.require("post", "orders", "*")?;
+    let account_id = Uuid::parse_str(&caller.id).map_err(ApiError::internal)?;
+    let mut items = Vec::with_capacity(request.items.len());
+    for (i, item) in request.items.iter().enumerate() {
+        let field = format!("items[{i}].product_id");
+        if items.len() >= domain::order::MAX_ITEMS {
+            break; // the domain refuses the order for its length
+        }
+        let product = state
+            .store()
+            .load_current::<Product>(&item.product_id.to_string())
+            .await?
+            .state;
+        let Some(unit_price) = product.price() else {
+            return Err(ApiError::not_found(
+                format!("product {} not found", item.product_id),
+                Some(&field),
+            ));
+        };
+        if unit_price.currency != request.currency {
+            return Err(ApiError::unprocessable(
+                format!(
+                    "product {} is priced in {}, the order is in {}",
+                    item.product_id, unit_price.currency, request.currency
+                ),
+                Some("currency"),
+            ));
+        }
+        items.push(OrderLine {
+            product_id: item.product_id,
+            quantity: item.quantity,
+            unit_price,
+        });
+    }
+    if request.items.len() > items.len() {
+        // Keep the line count so the domain reports TooManyItems.
+        items.extend(
+            request
+                .items
+                .iter()
+                .skip(items.len())
+                .map(|item| OrderLine {
+                    product_id: item.product_id,
+                    quantity: item.quantity,
+                    unit_price: domain::Money::new(1, request.currency),
+                }),
+        );
+    }
+    let order_id = Uuid::now_v7();
+    let id = order_id.to_string();
+    let meta = EventMetadata::for_actor(caller.id.clone());
+    let committed = state
+        .bus()
+        .execute::<Order>(
+            &id,
+            OrderCommand::Place {
+                order_id,
+                account_id,
+                items,
+                currency: request.currency,
+                placed_at: Utc::now(),
+            },
+            &(),
+            &meta,
+        )
+        .await?;
+    grant(&state, &format!("{}:get:orders:{id}", caller.id), &meta).await?;
+    grant(&state, &format!("{}:put:orders:{id}", caller.id), &meta).await?;
+    Ok(accepted(
+        StatusCode::ACCEPTED,
+        committed.version,
+        OrderCommitted {
+            order_id,
+            version: committed.version,
+            position: committed.position,
+        },
+    ))
+}
+
+/// `POST /orders/{id}/cancel` (the body may be empty).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrderRequest {
+    /// Why (at most 500 characters).
+    pub reason: Option<String>,
+}
+
+/// Cancel an order that is pending or awaiting payment.
+#[utoipa::path(
+    post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    request_body = CancelOrderRequest,
+    params(
+        ("id" = Uuid, Path, description = "order id"),
+        ("If-Match" = Option<String>, Header, description = "expected order version"),
+        ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries"),
+    ),
+    responses(
+        (status = 200, description = "canceled", body = OrderCommitted),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not allowed", body = ErrorBody),
+        (status = 404, description = "no such order", body = ErrorBody),
+        (status = 409, description = "the order already left a cancelable state, or stale If-Match", body = ErrorBody),
+        (status = 422, description = "invalid field", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(order_id): PathId,
+    IfMatch(expected): IfMatch,
+    body: OptionalBody,
+) -> Result<Response, ApiError> {
+    let id = order_id.to_string();
+    caller.require("put", "orders", &id)?;
+    let request: CancelOrderRequest = match body.0 {
+        Some(bytes) => parse_json(&bytes)?,
+        None => CancelOrderRequest::default(),
+    };
+    if let Some(reason) = &request.reason {
+        if reason.chars().count() > MAX_REASON_LEN {
+            return Err(ApiError::unprocessable(
+                format!("reason is longer than {MAX_REASON_LEN} characters"),
+                Some("reason"),
+            ));
+        }
+    }
+    let committed = state
+        .bus()
+        .execute_expecting::<Order>(
+            &id,
+            OrderCommand::Cancel {
+                reason: request.reason,
+            },
+            &(),
+            &EventMetadata::for_actor(caller.id.clone()),
+            expected,
+        )
+        .await?;
+    Ok(accepted(
+        StatusCode::OK,
+        committed.version,
+        OrderCommitted {
+            order_id,
+            version: committed.version,
+            position: committed.position,
+        },
+    ))
+}
+
+/// A body that may be empty (whitespace only counts as empty).
+#[derive(Debug)]
+pub struct OptionalBody(pub Option<Bytes>);
+
+impl axum::extract::FromRequest<AppState> for OptionalBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let limit = state.settings().max_body_bytes;
+        let bytes = crate::extract::read_body(req.into_body(), limit).await?;
+        Ok(OptionalBody(
+            (!bytes.iter().all(u8::is_ascii_whitespace)).then_some(bytes),
+        ))
+    }
+}

@@ -1,0 +1,127 @@
+//! `PUT /policies` and `DELETE /policies` (admins): grant or revoke one policy.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use domain::policy_set::{PolicySet, PolicySetCommand};
+use domain::Policy;
+use eventstore_config::EventMetadata;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::authz::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{IfMatch, JsonBody};
+use crate::respond::{accepted, PolicyCommitted};
+use crate::state::AppState;
+
+/// `PUT /policies`, `DELETE /policies`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRequest {
+    /// `subject:action:resource_type:resource_id`; `*` matches anything in its place.
+    #[schema(value_type = String, example = "0190f1d2-0000-7000-8000-000000000000:get:orders:*")]
+    pub policy: Policy,
+}
+
+async fn change(
+    state: AppState,
+    caller: Caller,
+    expected: Option<u64>,
+    action: &str,
+    policy: Policy,
+    command: PolicySetCommand,
+) -> Result<Response, ApiError> {
+    let subject = policy.subject().to_owned();
+    caller.require(action, "policies", &subject)?;
+    let committed = state
+        .bus()
+        .execute_expecting::<PolicySet>(
+            &subject,
+            command,
+            &(),
+            &EventMetadata::for_actor(caller.id.clone()),
+            expected,
+        )
+        .await?;
+    state.cache().apply_committed(&committed);
+    Ok(accepted(
+        StatusCode::OK,
+        committed.version,
+        PolicyCommitted {
+            subject,
+            version: committed.version,
+            position: committed.position,
+        },
+    ))
+}
+
+/// Grant a policy to its subject (a repeat is a no-op with a null position).
+#[utoipa::path(
+    put, path = "/api/v1/policies", tag = "policies",
+    request_body = PolicyRequest,
+    params(
+        ("If-Match" = Option<String>, Header, description = "expected policy-set version"),
+        ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries"),
+    ),
+    responses(
+        (status = 200, description = "granted", body = PolicyCommitted),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 409, description = "stale If-Match", body = ErrorBody),
+        (status = 422, description = "not a policy", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    IfMatch(expected): IfMatch,
+    JsonBody(request): JsonBody<PolicyRequest>,
+) -> Result<Response, ApiError> {
+    let policy = request.policy;
+    change(
+        state,
+        caller,
+        expected,
+        "put",
+        policy.clone(),
+        PolicySetCommand::Grant { policy },
+    )
+    .await
+}
+
+/// Revoke a policy from its subject (revoking one not held is a no-op with a null position).
+#[utoipa::path(
+    delete, path = "/api/v1/policies", tag = "policies",
+    request_body = PolicyRequest,
+    params(
+        ("If-Match" = Option<String>, Header, description = "expected policy-set version"),
+        ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries"),
+    ),
+    responses(
+        (status = 200, description = "revoked", body = PolicyCommitted),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 409, description = "stale If-Match", body = ErrorBody),
+        (status = 422, description = "not a policy", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    IfMatch(expected): IfMatch,
+    JsonBody(request): JsonBody<PolicyRequest>,
+) -> Result<Response, ApiError> {
+    let policy = request.policy;
+    change(
+        state,
+        caller,
+        expected,
+        "delete",
+        policy.clone(),
+        PolicySetCommand::Revoke { policy },
+    )
+    .await
+}

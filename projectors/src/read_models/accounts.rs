@@ -1,0 +1,122 @@
+//! `rm_accounts`: one row version per account event.
+
+use chrono::{DateTime, Utc};
+use domain::account::AccountEvent;
+use eventstore_config::StoredEvent;
+
+use crate::model::{self, col, Appends, ApplyError, Kind, Model, TableDef, Val};
+
+/// The accounts read model.
+pub struct Accounts;
+
+/// An account row.
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    deleted: bool,
+    registered_at: DateTime<Utc>,
+    last_login_at: Option<DateTime<Utc>>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+static TABLE: TableDef = TableDef {
+    name: "rm_accounts",
+    columns: &[
+        col("id", Kind::Text),
+        col("email", Kind::Text),
+        col("name", Kind::Text),
+        col("role", Kind::Text),
+        col("deleted", Kind::Bool),
+        col("registered_at", Kind::Time),
+        col("last_login_at", Kind::OptTime),
+        col("deleted_at", Kind::OptTime),
+    ],
+    history: true,
+};
+
+impl Model for Accounts {
+    type State = AccountRow;
+    const NAME: &'static str = "accounts";
+    const VERSION: i32 = 1;
+    const ENTITY: Option<&'static TableDef> = Some(&TABLE);
+    const APPENDS: &'static [&'static TableDef] = &[];
+
+    fn key(event: &StoredEvent) -> Option<String> {
+        (event.aggregate_type == "account").then(|| event.aggregate_id.clone())
+    }
+
+    fn apply(
+        state: Option<&AccountRow>,
+        event: &StoredEvent,
+        _: &mut Appends,
+    ) -> Result<Option<AccountRow>, ApplyError> {
+        let row = match (model::decode::<AccountEvent>(event)?, state) {
+            (
+                AccountEvent::AccountRegistered {
+                    account_id,
+                    email,
+                    name,
+                    role,
+                    registered_at,
+                    ..
+                },
+                _,
+            ) => AccountRow {
+                id: account_id.to_string(),
+                email: email.as_str().to_string(),
+                name,
+                role: role.as_str().to_string(),
+                deleted: false,
+                registered_at,
+                last_login_at: None,
+                deleted_at: None,
+            },
+            (_, None) => {
+                return Err(ApplyError(format!(
+                    "{} before AccountRegistered",
+                    event.event_type
+                )))
+            }
+            (AccountEvent::AccountAuthenticated { at }, Some(s)) => AccountRow {
+                last_login_at: Some(at),
+                ..s.clone()
+            },
+            (AccountEvent::RefreshTokenRevoked { .. }, Some(s)) => s.clone(),
+            (AccountEvent::AccountDeleted { at }, Some(s)) => AccountRow {
+                deleted: true,
+                deleted_at: Some(at),
+                ..s.clone()
+            },
+        };
+        Ok(Some(row))
+    }
+
+    fn to_vals(s: &AccountRow) -> Vec<Val> {
+        vec![
+            Val::Text(s.id.clone()),
+            Val::Text(s.email.clone()),
+            Val::Text(s.name.clone()),
+            Val::Text(s.role.clone()),
+            Val::Bool(s.deleted),
+            Val::Time(s.registered_at),
+            Val::OptTime(s.last_login_at),
+            Val::OptTime(s.deleted_at),
+        ]
+    }
+
+    fn from_vals(v: &[Val]) -> Result<AccountRow, ApplyError> {
+        Ok(AccountRow {
+            id: model::text(v, 0)?,
+            email: model::text(v, 1)?,
+            name: model::text(v, 2)?,
+            role: model::text(v, 3)?,
+            deleted: model::boolean(v, 4)?,
+            registered_at: model::time(v, 5)?,
+            last_login_at: model::opt_time(v, 6),
+            deleted_at: model::opt_time(v, 7),
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Blue/green rebuilds: replay the whole log into fresh copies of a read model's tables
+//! (`<table>__rebuild`, checkpoint `<name>__rebuild`) while the live tables keep serving, then in
+//! ONE transaction — holding the live checkpoint's row lock, so the live worker waits — catch
+//! the copies up to the log's readable end, swap them in by renaming, and set the live
+//! checkpoint to where the rebuild finished. Events appended meanwhile are applied by the live
+//! worker from that checkpoint on: none is lost or applied twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventstore_config::{Checkpoint, Store};
+use indicatif::ProgressBar;
+use sqlx::Row;
+
+use crate::model::{Projection, TableDef};
+use crate::runner::set_state;
+use crate::sql::{BatchError, Tx};
+
+/// The table-name suffix of rebuild copies.
+pub const SUFFIX: &str = "__rebuild";
+
+/// The checkpoint name of `name`'s rebuild.
+pub fn rebuild_checkpoint(name: &str) -> String {
+    format!("{name}{SUFFIX}")
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone)]
+pub struct RebuildReport {
+    /// Events replayed before the swap.
+    pub events: u64,
+    /// Time spent replaying (without the swap).
+    pub replay: Duration,
+    /// Time spent in the swap transactions (catch-up included).
+    pub swap: Duration,
+    /// Each projection's checkpoint after the swap.
+    pub checkpoints: Vec<(&'static str, Checkpoint)>,
+}
+
+/// Rebuilds `projections` together (one read of the log, one transaction per batch), then
+/// swaps each in. `progress` gets the head position as length and each batch's size.
+pub async fn rebuild(
+    store: &Store,
+    projections: &[Arc<dyn Projection>],
+    batch: u32,
+    progress: &ProgressBar,
+) -> anyhow::Result<RebuildReport> {
+    for projection in projections {
+        for table in projection.tables() {
+            create_copy(store, table).await?;
+        }
+        let mut tx = Tx::begin(store).await?;
+        tx.write_checkpoint(&rebuild_checkpoint(projection.name()), Checkpoint::START)
+            .await?;
+        tx.commit().await?;
+    }
+    progress.set_length(store.head_position().await?.max(0) as u64);
+    let started = Instant::now();
+    let mut events_done = 0u64;
+    // Pipelined: the next batch is read while the current one is applied; each projection
+    // applies the batch in its own transaction (with its own rebuild checkpoint), concurrently.
+    let mut reading = Some(spawn_read(store, Checkpoint::START, batch));
+    while let Some(handle) = reading.take() {
+        let events = Arc::new(handle.await??);
+        let Some(last) = events.last() else { break };
+        let cp = last.checkpoint();
+        let full = events.len() == batch as usize;
+        if full {
+            reading = Some(spawn_read(store, cp, batch));
+        }
+        let mut writers = Vec::new();
+        for projection in projections {
+            let (store, projection, events) = (store.clone(), projection.clone(), events.clone());
+            writers.push(tokio::spawn(async move {
+                let mut tx = Tx::begin(&store).await?;
+                tx.apply(&*projection, &events, SUFFIX)
+                    .await
+                    .map_err(|e| describe(projection.name(), e))?;
+                tx.write_checkpoint(&rebuild_checkpoint(projection.name()), cp)
+                    .await?;
+                tx.commit().await?;
+                anyhow::Ok(())
+            }));
+        }
+        for writer in writers {
+            writer.await??;
+        }
+        events_done += events.len() as u64;
+        progress.inc(events.len() as u64);
+    }
+    let replay = started.elapsed();
+    let started = Instant::now();
+    let mut checkpoints = Vec::new();
+    for projection in projections {
+        checkpoints.push((projection.name(), swap(store, &**projection, batch).await?));
+    }
+    progress.finish();
+    Ok(RebuildReport {
+        events: events_done,
+        replay,
+        swap: started.elapsed(),
+        checkpoints,
+    })
+}
+
+fn spawn_read(
+    store: &Store,
+    cp: Checkpoint,
+    batch: u32,
+) -> tokio::task::JoinHandle<Result<Vec<eventstore_config::StoredEvent>, eventstore_config::ReadError>> {
+    let store = store.clone();
+    tokio::spawn(async move { store.read_after(cp, batch).await })
+}
+
+fn describe(name: &str, error: BatchError) -> anyhow::Error {
+    anyhow::Error::new(error).context(format!("rebuilding projection {name}"))
+}
+
+/// Catches the copies up and swaps them in, in one transaction. Returns the new checkpoint.
+async fn swap(store: &Store, projection: &dyn Projection, batch: u32) -> anyhow::Result<Checkpoint> {
+    let name = projection.name();
+    let rebuild_name = rebuild_checkpoint(name);
+    let mut tx = Tx::begin(store).await?;
+    tx.lock_checkpoint(name).await?;
+    let mut cp = tx.lock_checkpoint(&rebuild_name).await?;
+    loop {
+        let events = store.read_after(cp, batch).await?;
+        let Some(last) = events.last() else { break };
+        tx.apply(projection, &events, SUFFIX)
+            .await
+            .map_err(|e| describe(name, e))?;
+        cp = last.checkpoint();
+    }
+    for table in projection.tables() {
+        swap_table(&mut tx, table).await?;
+    }
+    tx.write_checkpoint(name, cp).await?;
+    match &mut tx {
+        Tx::Pg(t) => {
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+                .bind(&rebuild_name)
+                .execute(&mut **t)
+                .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?")
+                .bind(&rebuild_name)
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    set_state(store, name, projection.version(), "idle", None).await?;
+    tracing::info!(projection = name, position = cp.position, "rebuild swapped in");
+    Ok(cp)
+}
+
+/// Creates an empty copy `<table>__rebuild` with the live table's columns and indexes.
+async fn create_copy(store: &Store, table: &TableDef) -> anyhow::Result<()> {
+    let live = table.name;
+    let copy = format!("{live}{SUFFIX}");
+    match store {
+        Store::Postgres(pool) => {
+            sqlx::raw_sql(&format!(
+                "DROP TABLE IF EXISTS {copy}; CREATE TABLE {copy} (LIKE {live} INCLUDING ALL);"
+            ))
+            .execute(pool)
+            .await?;
+        }
+        Store::Sqlite(pool) => {
+            sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {copy}"))
+                .execute(pool)
+                .await?;
+            let ddl = sqlite_ddl(pool, live).await?;
+            let mut sql = String::new();
+            for statement in ddl {
+                sql.push_str(&statement.replace(live, &copy));
+                sql.push_str(";\n");
+            }
+            sqlx::raw_sql(&sql).execute(pool).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The `CREATE TABLE` and `CREATE INDEX` statements of a SQLite table, table first.
+async fn sqlite_ddl(pool: &sqlx::SqlitePool, table: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL \
+          ORDER BY type = 'table' DESC, name",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0)).collect()
+}
+
+async fn swap_table(tx: &mut Tx, table: &TableDef) -> anyhow::Result<()> {
+    let live = table.name;
+    let copy = format!("{live}{SUFFIX}");
+    match tx {
+        Tx::Pg(t) => {
+            sqlx::raw_sql(&format!(
+                "ALTER TABLE {live} RENAME TO {live}__old; \
+                 ALTER TABLE {copy} RENAME TO {live}; \
+                 DROP TABLE {live}__old;"
+            ))
+            .execute(&mut **t)
+            .await?;
+        }
+        Tx::Sqlite(t) => {
+            let indexes: Vec<String> = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? \
+                   AND sql IS NOT NULL ORDER BY name",
+            )
+            .bind(live)
+            .fetch_all(&mut **t)
+            .await?;
+            sqlx::raw_sql(&format!(
+                "DROP TABLE {live}; ALTER TABLE {copy} RENAME TO {live};"
+            ))
+            .execute(&mut **t)
+            .await?;
+            let renamed: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? \
+                   AND sql IS NOT NULL",
+            )
+            .bind(live)
+            .fetch_all(&mut **t)
+            .await?;
+            let mut sql = String::new();
+            for index in renamed {
+                sql.push_str(&format!("DROP INDEX {index};\n"));
+            }
+            for index in indexes {
+                sql.push_str(&index);
+                sql.push_str(";\n");
+            }
+            sqlx::raw_sql(&sql).execute(&mut **t).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Resets `name`'s live checkpoint to the start (its rows stay: replayed events are no-ops).
+pub async fn reset_checkpoint(store: &Store, name: &str) -> anyhow::Result<()> {
+    let mut tx = Tx::begin(store).await?;
+    tx.lock_checkpoint(name).await?;
+    tx.write_checkpoint(name, Checkpoint::START).await?;
+    tx.commit().await?;
+    Ok(())
+}

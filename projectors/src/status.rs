@@ -1,0 +1,132 @@
+//! What `projections list|status` shows: each projection's version, checkpoint position, lag
+//! (events after the checkpoint, and seconds since the oldest of them was recorded), state and
+//! owner.
+
+use chrono::{DateTime, Utc};
+use eventstore_config::Store;
+use sqlx::Row;
+
+use crate::lease;
+use crate::read_models;
+use crate::rebuild::rebuild_checkpoint;
+use crate::sql;
+
+/// One projection's status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionStatus {
+    /// Stable name.
+    pub name: String,
+    /// The model's version (code).
+    pub version: i32,
+    /// Global position of the last applied event (0: none).
+    pub position: i64,
+    /// Events after the checkpoint.
+    pub lag_events: i64,
+    /// Seconds since the oldest unapplied event was recorded (None: no lag).
+    pub lag_seconds: Option<f64>,
+    /// `running` (owned, behind), `idle` (owned, caught up), `stuck` (an event is parked),
+    /// `rebuilding` (a rebuild is under way) or `stopped` (no worker owns it).
+    pub state: String,
+    /// The owning worker, when one holds the lease.
+    pub owner: Option<String>,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// Events parked in `projection_dead_letters`.
+    pub dead_letters: i64,
+}
+
+/// The status of every projection.
+pub async fn statuses(store: &Store) -> anyhow::Result<Vec<ProjectionStatus>> {
+    let mut out = Vec::new();
+    for projection in read_models::all() {
+        out.push(status(store, projection.name(), projection.version()).await?);
+    }
+    Ok(out)
+}
+
+/// The status of projection `name`.
+pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<ProjectionStatus> {
+    let cp = sql::read_checkpoint(store, name).await?;
+    let (lag_events, oldest) = sql::events_after(store, cp).await?;
+    let lag_seconds = oldest.map(|t: DateTime<Utc>| {
+        (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    let held = lease::is_held(store, name).await?;
+    let rebuild = rebuild_checkpoint(name);
+    let (row, rebuilding, dead_letters) = match store {
+        Store::Postgres(pool) => {
+            let row = sqlx::query(
+                "SELECT state, owner, last_error FROM projection_status WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| -> Result<_, sqlx::Error> {
+                Ok((r.try_get::<String, _>(0)?, r.try_get(1)?, r.try_get(2)?))
+            })
+            .transpose()?;
+            let rebuilding: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)",
+            )
+            .bind(&rebuild)
+            .fetch_one(pool)
+            .await?;
+            let dead: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM projection_dead_letters WHERE projection = $1",
+            )
+            .bind(name)
+            .fetch_one(pool)
+            .await?;
+            (row, rebuilding, dead)
+        }
+        Store::Sqlite(pool) => {
+            let row = sqlx::query(
+                "SELECT state, owner, last_error FROM projection_status WHERE name = ?",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .map(|r| -> Result<_, sqlx::Error> {
+                Ok((r.try_get::<String, _>(0)?, r.try_get(1)?, r.try_get(2)?))
+            })
+            .transpose()?;
+            let rebuilding: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = ?)",
+            )
+            .bind(&rebuild)
+            .fetch_one(pool)
+            .await?;
+            let dead: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM projection_dead_letters WHERE projection = ?",
+            )
+            .bind(name)
+            .fetch_one(pool)
+            .await?;
+            (row, rebuilding, dead)
+        }
+    };
+    let (stored_state, owner, last_error): (String, Option<String>, Option<String>) =
+        row.unwrap_or_else(|| ("idle".into(), None, None));
+    let state = if stored_state == "stuck" {
+        "stuck"
+    } else if rebuilding {
+        "rebuilding"
+    } else if !held {
+        "stopped"
+    } else if lag_events == 0 {
+        "idle"
+    } else {
+        "running"
+    };
+    Ok(ProjectionStatus {
+        name: name.to_string(),
+        version,
+        position: cp.position,
+        lag_events,
+        lag_seconds,
+        state: state.to_string(),
+        owner: if held { owner } else { None },
+        last_error,
+        dead_letters,
+    })
+}

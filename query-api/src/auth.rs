@@ -1,0 +1,160 @@
+//! Who is asking, and what their policies let them read.
+//!
+//! The query API verifies no tokens itself: the process that builds it injects an
+//! [`Authenticator`] (in eventshop, an adapter over the command API's JWT verifier), so this
+//! crate never depends on the write side.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use domain::policy_set::PolicySet;
+use eventstore_config::Store;
+use tokio::sync::OnceCell;
+
+use crate::error::{error, internal, Code, GqlResult};
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// Turns a bearer token into the subject (account id) it was issued to.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The token's subject, or why it is not valid.
+    fn subject(&self, bearer_token: &str) -> Result<String, AuthError>;
+}
+
+/// What the request said about its caller.
+#[derive(Debug, Clone)]
+pub(crate) enum Credentials {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// A token that did not verify.
+    Invalid(String),
+    /// A verified subject.
+    Subject(String),
+}
+
+/// The caller of one request: credentials, and its policies loaded at most once.
+pub(crate) struct Session {
+    credentials: Credentials,
+    caller: OnceCell<Arc<Caller>>,
+}
+
+impl Session {
+    pub(crate) fn new(credentials: Credentials) -> Self {
+        Self {
+            credentials,
+            caller: OnceCell::new(),
+        }
+    }
+
+    /// The authenticated caller with its current policies, or UNAUTHENTICATED.
+    pub(crate) async fn caller(&self, store: &Store) -> GqlResult<Arc<Caller>> {
+        let subject = match &self.credentials {
+            Credentials::Subject(subject) => subject.clone(),
+            Credentials::Missing => {
+                return Err(error(
+                    Code::Unauthenticated,
+                    "authentication required: send Authorization: Bearer <access token>",
+                ))
+            }
+            Credentials::Invalid(why) => return Err(error(Code::Unauthenticated, why.clone())),
+        };
+        self.caller
+            .get_or_try_init(|| async {
+                let policies = store
+                    .load_current::<PolicySet>(&subject)
+                    .await
+                    .map_err(internal)?
+                    .state;
+                Ok(Arc::new(Caller { subject, policies }))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// An authenticated caller and the policies it holds now.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account id.
+    pub subject: String,
+    /// Its policies.
+    pub policies: PolicySet,
+}
+
+/// Which resources of one type a caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every resource of the type.
+    All,
+    /// Only these ids.
+    Ids(BTreeSet<String>),
+}
+
+impl Caller {
+    /// Whether the caller may `get` `resource_type`/`resource_id`.
+    pub fn may_get(&self, resource_type: &str, resource_id: &str) -> bool {
+        self.policies
+            .allows(&self.subject, "get", resource_type, resource_id)
+    }
+
+    /// The ids of `resource_type` the caller may `get` (a list filter).
+    pub(crate) fn scope(&self, resource_type: &str) -> Scope {
+        let mut ids = BTreeSet::new();
+        for policy in self.policies.policies() {
+            let applies = (policy.subject() == "*" || policy.subject() == self.subject)
+                && matches!(policy.action(), "*" | "get")
+                && (policy.resource_type() == "*" || policy.resource_type() == resource_type);
+            if !applies {
+                continue;
+            }
+            if policy.resource_id() == "*" {
+                return Scope::All;
+            }
+            ids.insert(policy.resource_id().to_owned());
+        }
+        Scope::Ids(ids)
+    }
+
+    /// FORBIDDEN unless the caller may `get` the resource.
+    pub(crate) fn require(&self, resource_type: &str, resource_id: &str) -> GqlResult<()> {
+        if self.may_get(resource_type, resource_id) {
+            Ok(())
+        } else {
+            Err(crate::error::forbidden(&format!(
+                "{resource_type}/{resource_id}"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::Policy;
+
+    fn caller(subject: &str, policies: &[&str]) -> Caller {
+        Caller {
+            subject: subject.into(),
+            policies: policies.iter().map(|p| Policy::parse(p).unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_admin_may_list_every_order() {
+        assert_eq!(caller("a", &["a:*:*:*"]).scope("orders"), Scope::All);
+    }
+
+    #[test]
+    fn a_customer_may_list_only_the_orders_granted_to_it() {
+        let c = caller(
+            "c",
+            &["c:get:orders:1", "c:put:orders:1", "c:post:orders:*", "x:get:orders:2"],
+        );
+        assert_eq!(c.scope("orders"), Scope::Ids(["1".to_string()].into()));
+        assert!(c.may_get("orders", "1"));
+        assert!(!c.may_get("orders", "2"));
+    }
+}

@@ -1,0 +1,39 @@
+//! What one GraphQL request carries: the store, the caller and its per-request DataLoaders.
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::Context;
+use eventstore_config::Store;
+
+use crate::auth::{Caller, Session};
+use crate::error::GqlResult;
+use crate::loaders::{AccountLoader, ProductLoader};
+
+/// Per-request data (added to every request by the HTTP handler).
+pub(crate) struct RequestData {
+    pub store: Store,
+    pub session: Session,
+    pub products: DataLoader<ProductLoader>,
+    pub accounts: DataLoader<AccountLoader>,
+}
+
+impl RequestData {
+    pub(crate) fn new(store: Store, session: Session) -> Self {
+        Self {
+            products: DataLoader::new(ProductLoader(store.clone()), tokio::spawn),
+            accounts: DataLoader::new(AccountLoader(store.clone()), tokio::spawn),
+            store,
+            session,
+        }
+    }
+}
+
+/// The request's data and its authenticated caller.
+pub(crate) async fn caller<'a>(ctx: &Context<'a>) -> GqlResult<(&'a RequestData, Arc<Caller>)> {
+    let data = ctx.data::<RequestData>().map_err(|_| {
+        crate::error::internal("request data missing: the schema was executed outside the HTTP handler")
+    })?;
+    let caller = data.session.caller(&data.store).await?;
+    Ok((data, caller))
+}

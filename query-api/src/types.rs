@@ -1,0 +1,312 @@
+//! The GraphQL object types, built from read-model rows or from aggregate states folded from
+//! the log.
+
+use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use crate::error::{GqlResult, OrInternal};
+use crate::loaders::{AccountKey, ProductKey};
+use crate::request::RequestData;
+
+/// An amount in minor units (cents) with its ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, SimpleObject)]
+pub struct Money {
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+impl Money {
+    pub(crate) fn new(amount: i64, currency: &str) -> Self {
+        Self {
+            amount,
+            currency: currency.to_owned(),
+        }
+    }
+}
+
+impl From<domain::Money> for Money {
+    fn from(m: domain::Money) -> Self {
+        Self {
+            amount: m.amount,
+            currency: m.currency.code().to_string(),
+        }
+    }
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum OrderStatus {
+    /// Placed; stock is being reserved.
+    Pending,
+    /// Stock reserved; payment under way.
+    AwaitingPayment,
+    /// Paid.
+    Approved,
+    /// Stock could not be reserved.
+    Rejected,
+    /// Canceled.
+    Canceled,
+}
+
+impl From<domain::order::OrderStatus> for OrderStatus {
+    fn from(s: domain::order::OrderStatus) -> Self {
+        use domain::order::OrderStatus as S;
+        match s {
+            S::Pending => OrderStatus::Pending,
+            S::AwaitingPayment => OrderStatus::AwaitingPayment,
+            S::Approved => OrderStatus::Approved,
+            S::Rejected => OrderStatus::Rejected,
+            S::Canceled => OrderStatus::Canceled,
+        }
+    }
+}
+
+impl OrderStatus {
+    /// The stored form (`PENDING`, …).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::AwaitingPayment => "AWAITING_PAYMENT",
+            OrderStatus::Approved => "APPROVED",
+            OrderStatus::Rejected => "REJECTED",
+            OrderStatus::Canceled => "CANCELED",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        [
+            OrderStatus::Pending,
+            OrderStatus::AwaitingPayment,
+            OrderStatus::Approved,
+            OrderStatus::Rejected,
+            OrderStatus::Canceled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct OrderItem {
+    /// The product.
+    pub product_id: ID,
+    /// How many.
+    pub quantity: i64,
+    /// The price per item when ordered.
+    pub unit_price: Money,
+    #[graphql(skip)]
+    pub(crate) as_of: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl OrderItem {
+    /// The product (as of the same time as the order, when asked `asOf`).
+    async fn product(&self, ctx: &Context<'_>) -> GqlResult<Option<Product>> {
+        let data = ctx.data_unchecked::<RequestData>();
+        data.products
+            .load_one(ProductKey {
+                id: self.product_id.to_string(),
+                as_of: self.as_of,
+            })
+            .await
+            .or_internal()
+    }
+}
+
+/// An order.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Order {
+    /// Order id.
+    pub id: ID,
+    /// The ordering account.
+    pub account_id: ID,
+    /// Where it stands.
+    pub status: OrderStatus,
+    /// The lines.
+    pub items: Vec<OrderItem>,
+    /// Sum of the lines.
+    pub total: Money,
+    /// What the wallet is charged, once stock is reserved.
+    pub amount_due: Option<Money>,
+    /// Why it was rejected or canceled.
+    pub reason: Option<String>,
+    /// When it was placed.
+    pub placed_at: DateTime<Utc>,
+    /// The order aggregate's version.
+    pub version: i64,
+}
+
+/// A product and its stock.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Product {
+    /// Product id.
+    pub id: ID,
+    /// The selling account.
+    pub seller_id: ID,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Price per item.
+    pub price: Money,
+    /// Items in the warehouse.
+    pub stock_on_hand: i64,
+    /// Items reserved for orders.
+    pub stock_reserved: i64,
+    /// On hand minus reserved.
+    pub stock_available: i64,
+    /// The product aggregate's version.
+    pub version: i64,
+}
+
+/// An account.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct Account {
+    /// Account id.
+    pub id: ID,
+    /// E-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `customer`, `seller` or `admin`.
+    pub role: String,
+    /// True once deleted.
+    pub deleted: bool,
+    /// When it registered.
+    pub registered_at: DateTime<Utc>,
+    /// The account aggregate's version.
+    pub version: i64,
+}
+
+/// A money movement of a wallet.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct WalletTransaction {
+    /// Global position of the event.
+    pub position: i64,
+    /// `deposit`, `capture`, `decline` or `refund`.
+    pub kind: String,
+    /// The order paid, declined or refunded.
+    pub order_id: Option<ID>,
+    /// The amount.
+    pub amount: Money,
+    /// Why a payment was declined.
+    pub reason: Option<String>,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A wallet (one per account).
+#[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
+pub struct Wallet {
+    /// The owner (the wallet's id).
+    pub account_id: ID,
+    /// The balance.
+    pub balance: Money,
+    /// The wallet aggregate's version.
+    pub version: i64,
+    /// Global position of the last event folded into this version.
+    #[graphql(skip)]
+    pub(crate) position: i64,
+    #[graphql(skip)]
+    pub(crate) as_of: Option<DateTime<Utc>>,
+}
+
+#[ComplexObject]
+impl Wallet {
+    /// The owning account.
+    async fn account(&self, ctx: &Context<'_>) -> GqlResult<Option<Account>> {
+        let data = ctx.data_unchecked::<RequestData>();
+        data.accounts
+            .load_one(AccountKey {
+                id: self.account_id.to_string(),
+                as_of: self.as_of,
+            })
+            .await
+            .or_internal()
+    }
+
+    /// Money movements up to this version, oldest first.
+    async fn transactions(&self, ctx: &Context<'_>) -> GqlResult<Vec<WalletTransaction>> {
+        let data = ctx.data_unchecked::<RequestData>();
+        crate::reads::wallet_transactions(&data.store, &self.account_id, self.position)
+            .await
+            .or_internal()
+    }
+}
+
+/// The policies one subject holds.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PolicySet {
+    /// The subject (account id or `*`).
+    pub subject: String,
+    /// `sub:action:resource_type:resource_id` strings, sorted.
+    pub policies: Vec<String>,
+    /// The policy set aggregate's version (0: none granted yet).
+    pub version: i64,
+}
+
+/// One event of an aggregate's history.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct EventRecord {
+    /// Global position.
+    pub position: i64,
+    /// `account`, `wallet`, `product`, `order` or `policy_set`.
+    pub aggregate_type: String,
+    /// The aggregate id.
+    pub aggregate_id: ID,
+    /// The aggregate's version after this event.
+    pub version: i64,
+    /// The event type, e.g. `OrderPlaced`.
+    pub event_type: String,
+    /// When it was appended.
+    pub recorded_at: DateTime<Utc>,
+    /// Who caused it (account id or `system`).
+    pub actor: Option<String>,
+    /// Correlation id of the request or process.
+    pub correlation_id: Option<String>,
+    /// The event as stored (`{"type", "data"}`).
+    pub payload: Json<serde_json::Value>,
+}
+
+/// One audit entry: who did what when.
+#[derive(Debug, Clone, PartialEq, Eq, SimpleObject, serde::Serialize)]
+pub struct AuditEntry {
+    /// Global position (the cursor).
+    pub position: i64,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+    /// Who (account id or `system`).
+    pub actor: Option<String>,
+    /// The event type.
+    pub event_type: String,
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The aggregate id.
+    pub aggregate_id: String,
+    /// The aggregate's version after the event.
+    pub version: i64,
+    /// Correlation id.
+    pub correlation_id: Option<String>,
+    /// Causation id.
+    pub causation_id: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+/// A projection's progress (admins only).
+#[derive(Debug, Clone, SimpleObject)]
+pub struct ProjectionInfo {
+    /// Stable name.
+    pub name: String,
+    /// Global position of the last applied event.
+    pub position: i64,
+    /// Events in the log after the checkpoint.
+    pub lag: i64,
+    /// `idle`, `running`, `stuck`, `rebuilding`, … as the projectors report it.
+    pub state: String,
+}

@@ -1,0 +1,66 @@
+//! `eventshop accounts create-admin`: the only way to an admin account.
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use clap::Subcommand;
+use domain::account::Role;
+use domain::{Email, Name};
+use eventstore_config::{Settings, Store};
+
+/// Account administration.
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Register an admin account (with a wallet and the policy `<id>:*:*:*`) and print its id.
+    /// The password comes from EVENTSHOP_ADMIN_PASSWORD, else from the first line of stdin.
+    CreateAdmin {
+        /// The admin's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "Admin")]
+        name: String,
+    },
+}
+
+/// Runs an `accounts` subcommand.
+pub async fn run(settings: Settings, store: Store, command: AccountsCommand) -> anyhow::Result<()> {
+    match command {
+        AccountsCommand::CreateAdmin { email, name } => {
+            let email = Email::parse(&email).context("invalid --email")?;
+            let name = Name::parse(&name).context("invalid --name")?;
+            let password = password()?;
+            let app = command_api::build(settings, store.clone()).await?;
+            let (id, _, _) = command_api::handlers::accounts::register_account(
+                app.state(),
+                email,
+                name,
+                password,
+                Role::Admin,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("cannot create the admin")?;
+            println!("{id}");
+            drop(app);
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+fn password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("EVENTSHOP_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("no password: set EVENTSHOP_ADMIN_PASSWORD or pass it on stdin");
+    }
+    Ok(password)
+}
