@@ -86,9 +86,9 @@ impl Tokens {
     /// The signing key of `settings`, or the generated one of `store` (created on first use).
     pub async fn load(settings: &Settings, store: &Store) -> anyhow::Result<Self> {
         let secret = match settings.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-            Some(secret) if secret.len() < MIN_SECRET_LEN => anyhow::bail!(
-                "the jwt_secret setting must be at least {MIN_SECRET_LEN} bytes long"
-            ),
+            Some(secret) if secret.len() < MIN_SECRET_LEN => {
+                anyhow::bail!("the jwt_secret setting must be at least {MIN_SECRET_LEN} bytes long")
+            }
             Some(secret) => secret.as_bytes().to_vec(),
             None => generated_secret(store).await?,
         };

@@ -70,6 +70,7 @@ impl PolicyCache {
     }
 
     /// Loads (or reloads) the subject from the store into the cache.
+    #[tracing::instrument(skip(self, store))]
     pub async fn load(&self, store: &Store, subject: &str) -> Result<Grants, ApiError> {
         for _ in 0..5 {
             let policies = store.load_current::<PolicySet>(subject).await?;
@@ -198,9 +199,15 @@ pub struct Caller {
     /// The account id (the token's subject).
     pub id: String,
     grants: Grants,
+    request_id: crate::extract::RequestId,
 }
 
 impl Caller {
+    /// Metadata for the events a command of this caller appends (actor, request id).
+    pub fn metadata(&self) -> eventstore_config::EventMetadata {
+        self.request_id.metadata(&self.id)
+    }
+
     /// Whether the caller's policies allow `action` on `resource_type`/`resource_id`.
     pub fn allows(&self, action: &str, resource_type: &str, resource_id: &str) -> bool {
         !self.grants.deleted
@@ -264,6 +271,69 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             id: claims.sub,
             grants,
+            request_id: crate::extract::RequestId::of(parts),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::Policy;
+
+    fn cached(inner: &mut Inner, subject: &str, version: u64, policies: &[&str]) {
+        inner.entries.insert(
+            subject.to_owned(),
+            Entry {
+                policies: Arc::new(policies.iter().map(|p| Policy::parse(p).unwrap()).collect()),
+                version,
+                deleted: false,
+            },
+        );
+    }
+
+    fn granted(policy: &str) -> PolicySetEvent {
+        PolicySetEvent::PolicyGranted {
+            policy: Policy::parse(policy).unwrap(),
+        }
+    }
+
+    #[test]
+    fn policy_events_apply_in_version_order_once() {
+        let mut inner = Inner::default();
+        cached(&mut inner, "s", 1, &["s:get:orders:1"]);
+        // An event the cached state already holds is skipped, the next one applies.
+        apply_policy_event(&mut inner, "s", 1, granted("s:get:orders:1"));
+        apply_policy_event(&mut inner, "s", 2, granted("s:get:orders:2"));
+        let entry = &inner.entries["s"];
+        assert_eq!(entry.version, 2);
+        assert_eq!(entry.policies.len(), 2);
+        assert!(entry.policies.allows("s", "get", "orders", "2"));
+    }
+
+    #[test]
+    fn a_gap_in_versions_drops_the_entry_for_a_reload() {
+        let mut inner = Inner::default();
+        cached(&mut inner, "s", 1, &[]);
+        apply_policy_event(&mut inner, "s", 3, granted("s:get:orders:3"));
+        assert!(!inner.entries.contains_key("s"));
+        assert_eq!(inner.seen["s"], 3);
+    }
+
+    #[test]
+    fn a_deleted_subject_is_allowed_nothing() {
+        let cache = PolicyCache::new();
+        cached(&mut cache.write(), "s", 1, &["s:*:*:*"]);
+        cache.mark_deleted("s");
+        let entry = cache.read().entries["s"].clone();
+        let caller = Caller {
+            id: "s".into(),
+            grants: Grants {
+                policies: entry.policies,
+                deleted: entry.deleted,
+            },
+            request_id: Default::default(),
+        };
+        assert!(!caller.allows("get", "orders", "1"));
     }
 }

@@ -107,6 +107,49 @@ fn field_of(path: &str, message: &str) -> Option<String> {
     }
 }
 
+/// The request's `X-Request-Id` (set by the router when the client sent none); it becomes the
+/// `request_id` and `correlation_id` of the events the request appends.
+#[derive(Debug, Clone, Default)]
+pub struct RequestId(pub Option<String>);
+
+/// Longest `X-Request-Id` carried into event metadata.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+impl RequestId {
+    /// The request id of `parts`, if it is 1 to 128 visible ASCII characters.
+    pub fn of(parts: &Parts) -> Self {
+        RequestId(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.len() <= MAX_REQUEST_ID_LEN
+                        && v.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .map(str::to_owned),
+        )
+    }
+
+    /// Event metadata for a command `actor` issues in this request.
+    pub fn metadata(&self, actor: &str) -> eventstore_config::EventMetadata {
+        let meta = eventstore_config::EventMetadata::for_actor(actor);
+        match &self.0 {
+            Some(id) => meta.with_request_id(id.clone()).correlated(id.clone()),
+            None => meta,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId::of(parts))
+    }
+}
+
 /// The `{id}` path parameter as a UUID; anything else → 400 naming `id`.
 #[derive(Debug, Clone, Copy)]
 pub struct PathId(pub Uuid);

@@ -129,6 +129,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     })
 }
 
+#[tracing::instrument(skip_all, fields(key = %key, subject = %subject))]
 async fn run_and_store(
     store: Store,
     key: String,

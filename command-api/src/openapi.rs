@@ -47,3 +47,27 @@ impl Modify for BearerAuth {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_describes_bodies_errors_and_bearer_auth() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for name in [
+            "RegisterRequest",
+            "DepositRequest",
+            "PlaceOrderRequest",
+            "ErrorBody",
+        ] {
+            assert!(schemas.contains_key(name), "{name} missing");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        assert!(doc["paths"]["/api/v1/orders"]["post"]["responses"]["202"].is_object());
+    }
+}

@@ -177,7 +177,10 @@ impl CommandBus {
                 Err(AggregateError::AggregateConflict) => {
                     tracing::debug!(attempt, "optimistic-concurrency conflict; retrying");
                     if attempt < attempts {
-                        let jitter = rand::thread_rng().gen_range(0..=(2 * attempt as u64).min(20));
+                        // Exponential backoff with full jitter: contenders spread out instead of
+                        // colliding again in lockstep.
+                        let cap = (1u64 << attempt.min(7)).min(100);
+                        let jitter = rand::thread_rng().gen_range(0..=cap);
                         tokio::time::sleep(Duration::from_millis(jitter)).await;
                     }
                 }

@@ -107,7 +107,9 @@ fn spawn_read(
     store: &Store,
     cp: Checkpoint,
     batch: u32,
-) -> tokio::task::JoinHandle<Result<Vec<eventstore_config::StoredEvent>, eventstore_config::ReadError>> {
+) -> tokio::task::JoinHandle<
+    Result<Vec<eventstore_config::StoredEvent>, eventstore_config::ReadError>,
+> {
     let store = store.clone();
     tokio::spawn(async move { store.read_after(cp, batch).await })
 }
@@ -117,7 +119,11 @@ fn describe(name: &str, error: BatchError) -> anyhow::Error {
 }
 
 /// Catches the copies up and swaps them in, in one transaction. Returns the new checkpoint.
-async fn swap(store: &Store, projection: &dyn Projection, batch: u32) -> anyhow::Result<Checkpoint> {
+async fn swap(
+    store: &Store,
+    projection: &dyn Projection,
+    batch: u32,
+) -> anyhow::Result<Checkpoint> {
     let name = projection.name();
     let rebuild_name = rebuild_checkpoint(name);
     let mut tx = Tx::begin(store).await?;
@@ -151,7 +157,11 @@ async fn swap(store: &Store, projection: &dyn Projection, batch: u32) -> anyhow:
     }
     tx.commit().await?;
     set_state(store, name, projection.version(), "idle", None).await?;
-    tracing::info!(projection = name, position = cp.position, "rebuild swapped in");
+    tracing::info!(
+        projection = name,
+        position = cp.position,
+        "rebuild swapped in"
+    );
     Ok(cp)
 }
 

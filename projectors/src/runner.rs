@@ -70,13 +70,10 @@ pub async fn step(
     cp: Checkpoint,
     batch: u32,
 ) -> Result<Step, BatchError> {
-    let events = store
-        .read_after(cp, batch)
-        .await
-        .map_err(|e| match e {
-            eventstore_config::ReadError::Database(e) => BatchError::Database(e),
-            other => BatchError::Database(sqlx::Error::Protocol(other.to_string())),
-        })?;
+    let events = store.read_after(cp, batch).await.map_err(|e| match e {
+        eventstore_config::ReadError::Database(e) => BatchError::Database(e),
+        other => BatchError::Database(sqlx::Error::Protocol(other.to_string())),
+    })?;
     if events.is_empty() {
         return Ok(Step::Idle);
     }
@@ -111,7 +108,11 @@ pub async fn apply_events(
 
 /// Applies everything readable now to `projection`, without a lease (tests, tools). Returns the
 /// number of events applied.
-pub async fn catch_up(store: &Store, projection: &dyn Projection, batch: u32) -> anyhow::Result<u64> {
+pub async fn catch_up(
+    store: &Store,
+    projection: &dyn Projection,
+    batch: u32,
+) -> anyhow::Result<u64> {
     let mut cp = sql::read_checkpoint(store, projection.name()).await?;
     let mut applied = 0u64;
     loop {
@@ -270,6 +271,7 @@ async fn work(
     let mut renewed = Instant::now();
     let mut attempts = 0u32;
     let mut state = "";
+    let mut eager_until = Instant::now();
     loop {
         if *shutdown.borrow() {
             return Ok(Some(Outcome::Stopped));
@@ -287,9 +289,16 @@ async fn work(
                 cp = next;
                 if state != "running" {
                     state = "running";
-                    set_state(store, name, projection.version(), state, None).await.ok();
+                    set_state(store, name, projection.version(), state, None)
+                        .await
+                        .ok();
                 }
-                tracing::debug!(projection = name, applied = n, position = cp.position, "batch");
+                tracing::debug!(
+                    projection = name,
+                    applied = n,
+                    position = cp.position,
+                    "batch"
+                );
                 if n < options.batch as usize {
                     wake.borrow_and_update();
                 }
@@ -299,15 +308,29 @@ async fn work(
                 attempts = 0;
                 if state != "idle" {
                     state = "idle";
-                    set_state(store, name, projection.version(), state, None).await.ok();
+                    set_state(store, name, projection.version(), state, None)
+                        .await
+                        .ok();
                 }
+                // After a notification the new event may not be readable yet (an older
+                // transaction somewhere in the cluster is still running): re-read every 10 ms
+                // for a second before falling back to waiting for the next wake-up or poll.
+                let wait = if Instant::now() < eager_until {
+                    Duration::from_millis(10)
+                } else {
+                    options.poll
+                };
                 tokio::select! {
-                    _ = wake.changed() => {}
-                    _ = tokio::time::sleep(options.poll) => {}
+                    _ = wake.changed() => eager_until = Instant::now() + Duration::from_secs(1),
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
                 }
             }
-            Err(BatchError::Fold(FoldError { index, position, error })) => {
+            Err(BatchError::Fold(FoldError {
+                index,
+                position,
+                error,
+            })) => {
                 attempts += 1;
                 tracing::warn!(projection = name, position, attempts, %error, "event failed");
                 if attempts >= options.max_attempts {
@@ -330,9 +353,15 @@ async fn work(
             Err(BatchError::Database(error)) => {
                 attempts = attempts.saturating_add(1);
                 tracing::warn!(projection = name, attempts, %error, "batch failed; retrying");
-                set_state(store, name, projection.version(), "retrying", Some(&error.to_string()))
-                    .await
-                    .ok();
+                set_state(
+                    store,
+                    name,
+                    projection.version(),
+                    "retrying",
+                    Some(&error.to_string()),
+                )
+                .await
+                .ok();
                 state = "retrying";
                 backoff(options, attempts, shutdown).await;
             }
@@ -380,7 +409,15 @@ pub async fn run_projection(
             continue;
         };
         tracing::info!(projection = name, owner = %options.owner, "lease acquired");
-        let result = work(&store, &*projection, &options, &mut lease, &mut wake, &mut shutdown).await;
+        let result = work(
+            &store,
+            &*projection,
+            &options,
+            &mut lease,
+            &mut wake,
+            &mut shutdown,
+        )
+        .await;
         match result {
             Ok(None) => {
                 lease.release(&store).await;
@@ -409,7 +446,11 @@ pub async fn run_projection(
 }
 
 /// Forwards PostgreSQL notifications on [`CHANNEL`] to `wake` until `shutdown`.
-async fn listen(store: Store, wake: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn listen(
+    store: Store,
+    wake: watch::Sender<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Store::Postgres(pool) = store else { return };
     loop {
         let listener = async {
@@ -473,7 +514,9 @@ pub async fn run_with(
     for worker in workers {
         match worker.await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "worker ended with an error"),
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "worker ended with an error")
+            }
             Err(error) => tracing::error!(%error, "worker panicked"),
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use eventstore_config::{Checkpoint, StoredEvent, Store};
+use eventstore_config::{Checkpoint, Store, StoredEvent};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row, Sqlite, Transaction};
@@ -124,7 +124,11 @@ impl Tx {
     }
 
     /// Sets the checkpoint row `name`.
-    pub async fn write_checkpoint(&mut self, name: &str, cp: Checkpoint) -> Result<(), sqlx::Error> {
+    pub async fn write_checkpoint(
+        &mut self,
+        name: &str,
+        cp: Checkpoint,
+    ) -> Result<(), sqlx::Error> {
         match self {
             Tx::Pg(tx) => {
                 sqlx::query(
@@ -325,13 +329,16 @@ impl Tx {
 }
 
 fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
-    text.parse()
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// `a, b, c`.
 pub fn column_list(columns: &[Column]) -> String {
-    columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    columns
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn pg_type(kind: Kind) -> &'static str {
@@ -348,7 +355,10 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
 fn bind_pg_column<'q>(query: PgQuery<'q>, kind: Kind, rows: &[Vec<Val>], i: usize) -> PgQuery<'q> {
     match kind {
         Kind::Text | Kind::OptText => {
-            let v: Vec<Option<String>> = rows.iter().map(|r| r[i].text().map(str::to_string)).collect();
+            let v: Vec<Option<String>> = rows
+                .iter()
+                .map(|r| r[i].text().map(str::to_string))
+                .collect();
             query.bind(v)
         }
         Kind::Int | Kind::OptInt => {
@@ -356,7 +366,10 @@ fn bind_pg_column<'q>(query: PgQuery<'q>, kind: Kind, rows: &[Vec<Val>], i: usiz
             query.bind(v)
         }
         Kind::Bool => {
-            let v: Vec<bool> = rows.iter().map(|r| matches!(r[i], Val::Bool(true))).collect();
+            let v: Vec<bool> = rows
+                .iter()
+                .map(|r| matches!(r[i], Val::Bool(true)))
+                .collect();
             query.bind(v)
         }
         Kind::Time | Kind::OptTime => {

@@ -48,9 +48,8 @@ pub async fn statuses(store: &Store) -> anyhow::Result<Vec<ProjectionStatus>> {
 pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<ProjectionStatus> {
     let cp = sql::read_checkpoint(store, name).await?;
     let (lag_events, oldest) = sql::events_after(store, cp).await?;
-    let lag_seconds = oldest.map(|t: DateTime<Utc>| {
-        (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
-    });
+    let lag_seconds =
+        oldest.map(|t: DateTime<Utc>| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
     let held = lease::is_held(store, name).await?;
     let rebuild = rebuild_checkpoint(name);
     let (row, rebuilding, dead_letters) = match store {

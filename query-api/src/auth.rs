@@ -49,18 +49,21 @@ impl Session {
         }
     }
 
+    /// The authenticated subject, or UNAUTHENTICATED.
+    pub(crate) fn subject(&self) -> GqlResult<&str> {
+        match &self.credentials {
+            Credentials::Subject(subject) => Ok(subject),
+            Credentials::Missing => Err(error(
+                Code::Unauthenticated,
+                "authentication required: send Authorization: Bearer <access token>",
+            )),
+            Credentials::Invalid(why) => Err(error(Code::Unauthenticated, why.clone())),
+        }
+    }
+
     /// The authenticated caller with its current policies, or UNAUTHENTICATED.
     pub(crate) async fn caller(&self, store: &Store) -> GqlResult<Arc<Caller>> {
-        let subject = match &self.credentials {
-            Credentials::Subject(subject) => subject.clone(),
-            Credentials::Missing => {
-                return Err(error(
-                    Code::Unauthenticated,
-                    "authentication required: send Authorization: Bearer <access token>",
-                ))
-            }
-            Credentials::Invalid(why) => return Err(error(Code::Unauthenticated, why.clone())),
-        };
+        let subject = self.subject()?.to_owned();
         self.caller
             .get_or_try_init(|| async {
                 let policies = store
@@ -151,7 +154,12 @@ mod tests {
     fn a_customer_may_list_only_the_orders_granted_to_it() {
         let c = caller(
             "c",
-            &["c:get:orders:1", "c:put:orders:1", "c:post:orders:*", "x:get:orders:2"],
+            &[
+                "c:get:orders:1",
+                "c:put:orders:1",
+                "c:post:orders:*",
+                "x:get:orders:2",
+            ],
         );
         assert_eq!(c.scope("orders"), Scope::Ids(["1".to_string()].into()));
         assert!(c.may_get("orders", "1"));

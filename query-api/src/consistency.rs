@@ -47,7 +47,11 @@ pub async fn applied_through(store: &Store, position: i64) -> Result<bool, sqlx:
 }
 
 /// Polls [`applied_through`] until it holds or `max_wait` passed; returns whether it held.
-pub async fn wait_for(store: &Store, position: i64, max_wait: Duration) -> Result<bool, sqlx::Error> {
+pub async fn wait_for(
+    store: &Store,
+    position: i64,
+    max_wait: Duration,
+) -> Result<bool, sqlx::Error> {
     let deadline = Instant::now() + max_wait;
     loop {
         if applied_through(store, position).await? {

@@ -33,10 +33,10 @@ fn credentials(api: &QueryApi, headers: &HeaderMap) -> Credentials {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Credentials::Missing;
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let token = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
     match token {
         None => Credentials::Invalid("the Authorization header must be `Bearer <token>`".into()),
         Some(token) => match api.authenticator.subject(token.trim()) {
@@ -73,18 +73,19 @@ async fn graphql(
             );
             return (StatusCode::BAD_REQUEST, GraphQLResponse::from(response)).into_response();
         };
-        let reached = match crate::consistency::wait_for(&api.store, position, api.options.max_wait)
-            .await
-        {
-            Ok(reached) => reached,
-            Err(error) => {
-                tracing::error!(%error, "checking projection checkpoints failed");
-                let response =
-                    request_error(Code::Internal, "internal error".into());
-                return (StatusCode::INTERNAL_SERVER_ERROR, GraphQLResponse::from(response))
-                    .into_response();
-            }
-        };
+        let reached =
+            match crate::consistency::wait_for(&api.store, position, api.options.max_wait).await {
+                Ok(reached) => reached,
+                Err(error) => {
+                    tracing::error!(%error, "checking projection checkpoints failed");
+                    let response = request_error(Code::Internal, "internal error".into());
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        GraphQLResponse::from(response),
+                    )
+                        .into_response();
+                }
+            };
         consistency = Some((position, reached));
     }
     let session = Session::new(credentials(&api, &headers));
@@ -101,7 +102,10 @@ async fn graphql(
     }
     if let Some((position, reached)) = consistency {
         let mut value = async_graphql::indexmap::IndexMap::new();
-        value.insert(async_graphql::Name::new("minPosition"), Value::from(position));
+        value.insert(
+            async_graphql::Name::new("minPosition"),
+            Value::from(position),
+        );
         value.insert(async_graphql::Name::new("reached"), Value::from(reached));
         response = response.extension("consistency", Value::Object(value));
     }

@@ -47,10 +47,7 @@ impl Loader<ProductKey> for ProductLoader {
     type Value = Product;
     type Error = Arc<reads::ReadError>;
 
-    async fn load(
-        &self,
-        keys: &[ProductKey],
-    ) -> Result<HashMap<ProductKey, Product>, Self::Error> {
+    async fn load(&self, keys: &[ProductKey]) -> Result<HashMap<ProductKey, Product>, Self::Error> {
         let mut out = HashMap::new();
         for (as_of, ids) in by_time(keys, |k| (k.id.clone(), k.as_of)) {
             for product in reads::products_by_id(&self.0, &ids, as_of).await? {
@@ -66,10 +63,7 @@ impl Loader<AccountKey> for AccountLoader {
     type Value = Account;
     type Error = Arc<reads::ReadError>;
 
-    async fn load(
-        &self,
-        keys: &[AccountKey],
-    ) -> Result<HashMap<AccountKey, Account>, Self::Error> {
+    async fn load(&self, keys: &[AccountKey]) -> Result<HashMap<AccountKey, Account>, Self::Error> {
         let mut out = HashMap::new();
         for (as_of, ids) in by_time(keys, |k| (k.id.clone(), k.as_of)) {
             for account in reads::accounts_by_id(&self.0, &ids, as_of).await? {

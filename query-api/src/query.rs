@@ -11,7 +11,7 @@ use crate::auth::{Caller, Scope};
 use crate::error::{bad_input, error, forbidden, Code, GqlResult, OrInternal};
 use crate::fold;
 use crate::reads::{self, AuditFilter, OrderFilter, ProductQuery};
-use crate::request::caller;
+use crate::request::{authenticated, caller};
 use crate::types::{
     Account, AuditEntry, EventRecord, Order, OrderStatus, PolicySet, Product, ProjectionInfo,
     Wallet,
@@ -69,13 +69,20 @@ fn uuid(id: &str, argument: &str) -> GqlResult<String> {
 }
 
 fn found<T>(value: Option<T>, what: &str, id: &str) -> GqlResult<T> {
-    value.ok_or_else(|| error(Code::NotFound, format!("no {what} {id} (at that time or version)")))
+    value.ok_or_else(|| {
+        error(
+            Code::NotFound,
+            format!("no {what} {id} (at that time or version)"),
+        )
+    })
 }
 
 fn page_size(first: Option<i32>) -> GqlResult<i64> {
     match first.unwrap_or(DEFAULT_PAGE) {
         n if (1..=MAX_PAGE).contains(&n) => Ok(i64::from(n)),
-        n => Err(bad_input(format!("first must be between 1 and {MAX_PAGE}, got {n}"))),
+        n => Err(bad_input(format!(
+            "first must be between 1 and {MAX_PAGE}, got {n}"
+        ))),
     }
 }
 
@@ -123,9 +130,10 @@ impl Query {
     /// The caller's own account.
     async fn me(&self, ctx: &Context<'_>, as_of: Option<DateTime<Utc>>) -> GqlResult<Account> {
         let (data, caller) = caller(ctx).await?;
-        let found_account = reads::accounts_by_id(&data.store, std::slice::from_ref(&caller.subject), as_of)
-            .await
-            .or_internal()?;
+        let found_account =
+            reads::accounts_by_id(&data.store, std::slice::from_ref(&caller.subject), as_of)
+                .await
+                .or_internal()?;
         found(found_account.into_iter().next(), "account", &caller.subject)
     }
 
@@ -162,7 +170,7 @@ impl Query {
     ) -> GqlResult<Option<Product>> {
         let at = at(as_of, at_version)?;
         let id = uuid(&id, "id")?;
-        let (data, _) = caller(ctx).await?;
+        let data = authenticated(ctx)?;
         let product = match at {
             At::Version(v) => fold::product(&data.store, &id, v).await.or_internal()?,
             at => reads::products_by_id(&data.store, std::slice::from_ref(&id), as_of_only(&at))
@@ -175,7 +183,9 @@ impl Query {
     }
 
     /// Products in id order, a page at a time (`after`: the last cursor seen).
-    #[graphql(complexity = "first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize * child_complexity + 1"
+    )]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -185,7 +195,7 @@ impl Query {
         after: Option<String>,
     ) -> GqlResult<Connection<String, Product>> {
         let size = page_size(first)?;
-        let (data, _) = caller(ctx).await?;
+        let data = authenticated(ctx)?;
         let filter = filter.unwrap_or_default();
         let query = ProductQuery {
             name_contains: filter.name_contains,
@@ -198,7 +208,9 @@ impl Query {
         let rows = reads::products(&data.store, &query, as_of, after.as_deref(), size + 1)
             .await
             .or_internal()?;
-        Ok(connection(rows, size, after.is_some(), |p| p.id.to_string()))
+        Ok(connection(rows, size, after.is_some(), |p| {
+            p.id.to_string()
+        }))
     }
 
     /// One order (needs `get` on `orders:<id>`: its owner, or an admin).
@@ -223,7 +235,9 @@ impl Query {
     }
 
     /// Orders the caller may read, in id order, a page at a time.
-    #[graphql(complexity = "first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize * child_complexity + 1"
+    )]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -248,7 +262,9 @@ impl Query {
         let rows = reads::orders(&data.store, &filter, as_of, after.as_deref(), size + 1)
             .await
             .or_internal()?;
-        Ok(connection(rows, size, after.is_some(), |o| o.id.to_string()))
+        Ok(connection(rows, size, after.is_some(), |o| {
+            o.id.to_string()
+        }))
     }
 
     /// An account's wallet (needs `get` on `accounts:<id>` or `wallets:<id>`).
@@ -290,7 +306,9 @@ impl Query {
         }
         let set = match at {
             At::Version(v) => found(
-                fold::policies(&data.store, &subject, v).await.or_internal()?,
+                fold::policies(&data.store, &subject, v)
+                    .await
+                    .or_internal()?,
                 "policy set version",
                 &subject,
             )?,
@@ -386,7 +404,9 @@ impl Query {
     /// Who did what when, in log order (cursor: the global position). Callers may audit
     /// their own actions; other actors need `get` on `audit:<actor>` (admins).
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize * child_complexity + 1"
+    )]
     async fn audit(
         &self,
         ctx: &Context<'_>,
@@ -401,9 +421,9 @@ impl Query {
         let size = page_size(first)?;
         let resource_type = resource_type
             .map(|t| {
-                aggregate_type(&t).map(str::to_owned).ok_or_else(|| {
-                    bad_input(format!("unknown resourceType {t:?}"))
-                })
+                aggregate_type(&t)
+                    .map(str::to_owned)
+                    .ok_or_else(|| bad_input(format!("unknown resourceType {t:?}")))
             })
             .transpose()?;
         let after_position = match &after {

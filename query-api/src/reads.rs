@@ -6,8 +6,8 @@ use eventstore_config::Store;
 
 use crate::db::Sql;
 use crate::types::{
-    Account, AuditEntry, Money, Order, OrderItem, OrderStatus, PolicySet, Product,
-    ProjectionInfo, Wallet, WalletTransaction,
+    Account, AuditEntry, Money, Order, OrderItem, OrderStatus, PolicySet, Product, ProjectionInfo,
+    Wallet, WalletTransaction,
 };
 
 /// A read failure: the database, or a row that does not decode.
@@ -51,10 +51,7 @@ impl OrderRow {
             id: self.id.clone().into(),
             account_id: self.account_id.into(),
             status,
-            items: lines
-                .into_iter()
-                .map(|line| item(line, as_of))
-                .collect(),
+            items: lines.into_iter().map(|line| item(line, as_of)).collect(),
             total: Money::new(self.total_amount, &self.currency),
             amount_due: self.amount_due.map(|a| Money::new(a, &self.currency)),
             reason: self.reason,
@@ -80,7 +77,10 @@ pub(crate) async fn order(
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Option<Order>> {
     let mut sql = Sql::new(ORDER_COLUMNS);
-    sql.push(" AND id = ").bind(id).valid_at(as_of).push(" LIMIT 1");
+    sql.push(" AND id = ")
+        .bind(id)
+        .valid_at(as_of)
+        .push(" LIMIT 1");
     sql.fetch_optional::<OrderRow>(store)
         .await?
         .map(|r| r.into_order(as_of))

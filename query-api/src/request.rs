@@ -32,8 +32,22 @@ impl RequestData {
 /// The request's data and its authenticated caller.
 pub(crate) async fn caller<'a>(ctx: &Context<'a>) -> GqlResult<(&'a RequestData, Arc<Caller>)> {
     let data = ctx.data::<RequestData>().map_err(|_| {
-        crate::error::internal("request data missing: the schema was executed outside the HTTP handler")
+        crate::error::internal(
+            "request data missing: the schema was executed outside the HTTP handler",
+        )
     })?;
     let caller = data.session.caller(&data.store).await?;
     Ok((data, caller))
+}
+
+/// The request's data after checking the caller is authenticated (for public resources:
+/// its policies are not loaded).
+pub(crate) fn authenticated<'a>(ctx: &Context<'a>) -> GqlResult<&'a RequestData> {
+    let data = ctx.data::<RequestData>().map_err(|_| {
+        crate::error::internal(
+            "request data missing: the schema was executed outside the HTTP handler",
+        )
+    })?;
+    data.session.subject()?;
+    Ok(data)
 }

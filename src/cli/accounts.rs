@@ -37,6 +37,7 @@ pub async fn run(settings: Settings, store: Store, command: AccountsCommand) -> 
                 name,
                 password,
                 Role::Admin,
+                &command_api::extract::RequestId::default(),
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))

@@ -57,13 +57,20 @@ pub async fn run_projectors(
     if let Some(batch) = batch {
         options.batch = batch;
     }
-    let _ = settings;
     eprintln!(
         "projectors running as {} ({} projections); Ctrl-C stops",
         options.owner,
         read_models::names().len()
     );
-    projectors::run_with(store, options, read_models::all(), shutdown_signal()).await
+    // The order saga (and its payment deadlines) runs beside the projections.
+    projectors::saga::run_with_projections(
+        store,
+        settings,
+        options,
+        read_models::all(),
+        shutdown_signal(),
+    )
+    .await
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -110,9 +117,11 @@ pub async fn run(store: &Store, command: ProjectionsCommand) -> anyhow::Result<(
             let all = match name {
                 Some(name) => {
                     let projection = find(&name)?;
-                    vec![projectors::status::status(store, projection.name(), projection.version())
-                        .await
-                        .context("reading projection status")?]
+                    vec![
+                        projectors::status::status(store, projection.name(), projection.version())
+                            .await
+                            .context("reading projection status")?,
+                    ]
                 }
                 None => projectors::statuses(store)
                     .await
@@ -164,9 +173,9 @@ fn progress_bar() -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}")
+    {
         bar.set_style(style);
     }
     bar

@@ -32,22 +32,44 @@ async fn listen(address: &str) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-/// `eventshop serve`: the REST API now; the GraphQL API and the projectors join it here.
+/// `eventshop serve`: REST and GraphQL on one listener, with the projector workers and the
+/// order saga running in the same process; SIGINT/SIGTERM drains HTTP, then stops the workers.
 pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::Result<()> {
     let app = command_api::build(settings.clone(), store.clone()).await?;
-    #[allow(unused_mut)]
-    let mut router = app.router();
-    // One process, one listener: merge the query side's router here, e.g.
-    //     router = router.merge(query_api::router(settings.clone(), store.clone()).await?);
-    // and start the projector and saga workers here, e.g.
-    //     let workers = tokio::spawn(projectors::run_all(store.clone(), settings.clone(), shutdown));
+    let graphql = super::query::graphql_api(store.clone(), app.state().tokens().clone());
+    let router = app.router().merge(graphql.router());
+
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let workers = {
+        let (store, settings) = (store.clone(), settings.clone());
+        tokio::spawn(async move {
+            let options = projectors::RunnerOptions::for_store(&store);
+            projectors::saga::run_with_projections(
+                store,
+                &settings,
+                options,
+                projectors::read_models::all(),
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            )
+            .await
+        })
+    };
+
     let listener = listen(args.address(&settings)).await?;
-    command_api::serve(listener, router, command_api::shutdown_signal())
+    let served = command_api::serve(listener, router, command_api::shutdown_signal())
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    let _ = stop.send(true);
+    match workers.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "projectors ended with an error"),
+        Err(error) => tracing::error!(%error, "projectors panicked"),
+    }
     drop(app);
     store.close().await;
-    Ok(())
+    served
 }
 
 /// `eventshop command-api`: the REST write side alone.

@@ -253,10 +253,14 @@ async fn main() -> anyhow::Result<()> {
     // order(id)
     let order_query = "query($id: ID!) { order(id: $id) { id accountId status version
         total { amount currency } items { productId quantity unitPrice { amount currency } } } }";
-    let run_order = |total: usize| {
-        let (client, endpoint, token, orders) =
-            (client.clone(), endpoint.clone(), token.clone(), orders.clone());
-        measure(CONCURRENCY, total, move |i| {
+    let run_order = |concurrency: usize, total: usize| {
+        let (client, endpoint, token, orders) = (
+            client.clone(),
+            endpoint.clone(),
+            token.clone(),
+            orders.clone(),
+        );
+        measure(concurrency, total, move |i| {
             let (client, endpoint, token) = (client.clone(), endpoint.clone(), token.clone());
             let body = json!({"query": order_query, "variables": {"id": orders[i % ORDERS]}});
             async move {
@@ -265,8 +269,9 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
-    run_order(200).await; // warm-up
-    let graphql_order = run_order(requests).await;
+    run_order(CONCURRENCY, 200).await; // warm-up
+    let graphql_order = run_order(CONCURRENCY, requests).await;
+    let graphql_order_serial = run_order(1, 1_000).await;
     let sql_store = store.clone();
     let sql_orders = orders.clone();
     let raw_order = measure(CONCURRENCY, requests, move |i| {
@@ -281,19 +286,23 @@ async fn main() -> anyhow::Result<()> {
     // products(first: 20)
     let products_query = "{ products(first: 20) { pageInfo { hasNextPage endCursor }
         edges { node { id name price { amount currency } stockAvailable } } } }";
-    let run_products = |total: usize| {
+    let run_products = |concurrency: usize, total: usize| {
         let (client, endpoint, token) = (client.clone(), endpoint.clone(), token.clone());
-        measure(CONCURRENCY, total, move |_| {
+        measure(concurrency, total, move |_| {
             let (client, endpoint, token) = (client.clone(), endpoint.clone(), token.clone());
             let body = json!({"query": products_query});
             async move {
                 let answer = post(&client, &endpoint, &token, &body).await;
-                assert_eq!(answer["data"]["products"]["edges"].as_array().map(Vec::len), Some(20));
+                assert_eq!(
+                    answer["data"]["products"]["edges"].as_array().map(Vec::len),
+                    Some(20)
+                );
             }
         })
     };
-    run_products(200).await;
-    let graphql_products = run_products(requests).await;
+    run_products(CONCURRENCY, 200).await;
+    let graphql_products = run_products(CONCURRENCY, requests).await;
+    let graphql_products_serial = run_products(1, 1_000).await;
     let sql_store = store.clone();
     let raw_products = measure(CONCURRENCY, requests, move |_| {
         let store = sql_store.clone();
@@ -344,8 +353,10 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("GraphQL order(id)                          {graphql_order}");
     println!("  raw SQL SELECT of the same row           {raw_order}");
+    println!("  GraphQL order(id), serial                {graphql_order_serial}");
     println!("GraphQL products(first: 20)                {graphql_products}");
     println!("  raw SQL SELECT of the same 21 rows       {raw_products}");
+    println!("  GraphQL products(first: 20), serial      {graphql_products_serial}");
     println!("GraphQL wallet(atVersion: 10000), serial   {wallet_serial}");
     println!("GraphQL wallet(atVersion: 10000), conc. 32 {wallet_concurrent}");
     println!("  bare fold load_at_version(10000), serial {bare_fold}");

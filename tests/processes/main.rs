@@ -1,5 +1,7 @@
 //! Tests that run the real `eventshop` binary as child processes: projector workers killed with
-//! SIGKILL and restarted, and several runners sharing the projections through leases.
+//! SIGKILL and restarted, and several runners sharing the projections through leases; the API
+//! servers started and stopped with SIGTERM, and `accounts create-admin`.
 
 mod projectors;
+mod saga;
 mod serve;

@@ -238,6 +238,7 @@ impl TestApi {
             domain::Name::parse("Admin").expect("name"),
             password.clone(),
             domain::account::Role::Admin,
+            &command_api::extract::RequestId::default(),
         )
         .await
         .expect("register the admin");

@@ -178,7 +178,13 @@ pub async fn order_flow(
         },
     )
     .await;
-    order(bus, id, OrderCommand::MarkAwaitingPayment { amount: total }, customer).await;
+    order(
+        bus,
+        id,
+        OrderCommand::MarkAwaitingPayment { amount: total },
+        customer,
+    )
+    .await;
     if approve {
         bus.execute::<Wallet>(
             &customer.to_string(),
@@ -192,7 +198,12 @@ pub async fn order_flow(
         .await
         .expect("charge");
         order(bus, id, OrderCommand::Approve, customer).await;
-        product(bus, product_id, ProductCommand::CommitReservation { order_id: id }).await;
+        product(
+            bus,
+            product_id,
+            ProductCommand::CommitReservation { order_id: id },
+        )
+        .await;
     } else {
         order(
             bus,
@@ -220,7 +231,12 @@ pub async fn run_script(bus: &CommandBus) -> Script {
     deposit(bus, customer, 10_000).await;
     let product_id = create_product(bus, seller, 10).await;
     tick().await;
-    product(bus, product_id, ProductCommand::Restock { quantity: qty(5) }).await;
+    product(
+        bus,
+        product_id,
+        ProductCommand::Restock { quantity: qty(5) },
+    )
+    .await;
     product(
         bus,
         product_id,
@@ -236,9 +252,23 @@ pub async fn run_script(bus: &CommandBus) -> Script {
     let canceled = order_flow(bus, customer, product_id, 1, false).await;
     let policy = format!("{customer}:get:orders:{approved}");
     let subject = customer.to_string();
-    grant(bus, &subject, PolicySetCommand::Grant { policy: Policy::parse(&policy).unwrap() }).await;
+    grant(
+        bus,
+        &subject,
+        PolicySetCommand::Grant {
+            policy: Policy::parse(&policy).unwrap(),
+        },
+    )
+    .await;
     let other = Policy::parse(&format!("{customer}:put:orders:{approved}")).unwrap();
-    grant(bus, &subject, PolicySetCommand::Grant { policy: other.clone() }).await;
+    grant(
+        bus,
+        &subject,
+        PolicySetCommand::Grant {
+            policy: other.clone(),
+        },
+    )
+    .await;
     grant(bus, &subject, PolicySetCommand::Revoke { policy: other }).await;
     bus.execute::<Account>(
         &customer.to_string(),
@@ -283,7 +313,11 @@ pub async fn catch_up_all(store: &Store) {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "{} never caught up", projection.name());
+            assert!(
+                Instant::now() < deadline,
+                "{} never caught up",
+                projection.name()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -314,9 +348,7 @@ pub async fn dump_all(store: &Store) -> Vec<(&'static str, Vec<Vec<Val>>)> {
     let mut out = Vec::new();
     for projection in projectors::read_models::all() {
         for table in projection.tables() {
-            let rows = projectors::sql::dump(store, table, "")
-                .await
-                .expect("dump");
+            let rows = projectors::sql::dump(store, table, "").await.expect("dump");
             out.push((table.name, rows));
         }
     }

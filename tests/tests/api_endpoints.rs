@@ -626,7 +626,48 @@ async fn policy_changes_and_deletions_reach_another_api_process(api: TestApi) {
     eventually(StatusCode::UNAUTHORIZED).await;
 }
 
+async fn the_request_id_and_caller_are_recorded_with_the_events(api: TestApi) {
+    let account = api.register("customer").await;
+    let answer = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/accounts/{}/deposits", account.id),
+            Some(&account.token),
+            Some(json!({"amount": 5, "currency": "EUR"})),
+            &[("X-Request-Id", "req-42")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(answer.headers.get("x-request-id").unwrap(), "req-42");
+    let history = api.store().history("wallet", &account.id).await.unwrap();
+    let deposit = history.last().unwrap();
+    assert_eq!(deposit.event_type, "FundsDeposited");
+    assert_eq!(deposit.metadata.actor.as_deref(), Some(account.id.as_str()));
+    assert_eq!(deposit.metadata.request_id.as_deref(), Some("req-42"));
+    assert_eq!(deposit.metadata.correlation_id.as_deref(), Some("req-42"));
+    // Without one, the server makes one up and answers with it.
+    let generated = api
+        .post(
+            &format!("/api/v1/accounts/{}/deposits", account.id),
+            Some(&account.token),
+            json!({"amount": 5, "currency": "EUR"}),
+        )
+        .await;
+    let id = generated
+        .headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let history = api.store().history("wallet", &account.id).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().metadata.request_id.as_deref(),
+        Some(id)
+    );
+}
+
 api_tests!(
+    the_request_id_and_caller_are_recorded_with_the_events,
     policy_changes_and_deletions_reach_another_api_process,
     a_registration_that_failed_half_way_is_finished_by_repeating_it,
     an_unknown_route_or_method_answers_with_an_error_body,

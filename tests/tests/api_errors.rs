@@ -554,7 +554,46 @@ async fn a_body_over_the_limit_is_a_413(api: TestApi) {
     assert_eq!(keyed.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+async fn self_registration_as_admin_or_with_a_short_password_is_a_422(api: TestApi) {
+    let admin = api
+        .post(
+            "/api/v1/accounts",
+            None,
+            json!({"email": "boss@example.com", "password": "long enough", "name": "B", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(admin.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (message, field) = admin.error();
+    assert!(message.contains("unknown variant `admin`"), "{message}");
+    assert_eq!(field.as_deref(), Some("role"));
+    let short = api
+        .post(
+            "/api/v1/accounts",
+            None,
+            json!({"email": "short@example.com", "password": "short", "name": "S"}),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        short.error(),
+        (
+            "password must be 8 to 1024 characters long".to_owned(),
+            Some("password".to_owned())
+        )
+    );
+    let bad_email = api
+        .post(
+            "/api/v1/accounts",
+            None,
+            json!({"email": "no-at-sign", "password": "long enough", "name": "E"}),
+        )
+        .await;
+    assert_eq!(bad_email.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_email.error().1.as_deref(), Some("email"));
+}
+
 api_tests!(
+    self_registration_as_admin_or_with_a_short_password_is_a_422,
     malformed_json_is_a_400,
     an_unknown_field_is_a_422_naming_it,
     a_wrong_type_is_a_422_naming_the_field,

@@ -82,7 +82,10 @@ async fn script(gql: &TestGraphql) -> Script {
         )
         .await;
     assert_eq!(placed.status.as_u16(), 202, "{}", placed.body);
-    let alice_order = placed.body["order_id"].as_str().expect("order id").to_owned();
+    let alice_order = placed.body["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
     let order_uuid: Uuid = alice_order.parse().expect("uuid");
     pause().await;
 
@@ -143,7 +146,10 @@ async fn script(gql: &TestGraphql) -> Script {
         )
         .await;
     assert_eq!(placed.status.as_u16(), 202, "{}", placed.body);
-    let bob_order = placed.body["order_id"].as_str().expect("order id").to_owned();
+    let bob_order = placed.body["order_id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
     let canceled = api
         .post(
             &format!("/api/v1/orders/{bob_order}/cancel"),
@@ -156,12 +162,24 @@ async fn script(gql: &TestGraphql) -> Script {
     // A policy change: Bob may read Alice's order for a while.
     let policy = json!({"policy": format!("{}:get:orders:{alice_order}", bob.id)});
     let granted = api
-        .send(Method::PUT, "/api/v1/policies", Some(&admin.token), Some(policy.clone()), &[])
+        .send(
+            Method::PUT,
+            "/api/v1/policies",
+            Some(&admin.token),
+            Some(policy.clone()),
+            &[],
+        )
         .await;
     assert_eq!(granted.status.as_u16(), 200, "{}", granted.body);
     pause().await;
     let revoked = api
-        .send(Method::DELETE, "/api/v1/policies", Some(&admin.token), Some(policy), &[])
+        .send(
+            Method::DELETE,
+            "/api/v1/policies",
+            Some(&admin.token),
+            Some(policy),
+            &[],
+        )
         .await;
     assert_eq!(revoked.status.as_u16(), 200, "{}", revoked.body);
     gql.project().await;
@@ -216,9 +234,7 @@ async fn an_order_answers_with_its_current_state_and_its_products(gql: TestGraph
     assert_eq!(product["stockReserved"], json!(0));
 }
 
-async fn an_order_as_of_three_times_shows_pending_awaiting_payment_and_approved(
-    gql: TestGraphql,
-) {
+async fn an_order_as_of_three_times_shows_pending_awaiting_payment_and_approved(gql: TestGraphql) {
     let s = script(&gql).await;
     let mut seen = Vec::new();
     for t in &s.order_times {
@@ -233,11 +249,19 @@ async fn an_order_as_of_three_times_shows_pending_awaiting_payment_and_approved(
     }
     assert_eq!(
         seen,
-        vec![json!("PENDING"), json!("AWAITING_PAYMENT"), json!("APPROVED")]
+        vec![
+            json!("PENDING"),
+            json!("AWAITING_PAYMENT"),
+            json!("APPROVED")
+        ]
     );
     let before = s.order_times[0] - chrono::Duration::milliseconds(1);
     let answer = gql
-        .query(&s.alice.token, ORDER, json!({"id": s.alice_order, "asOf": rfc3339(before)}))
+        .query(
+            &s.alice.token,
+            ORDER,
+            json!({"id": s.alice_order, "asOf": rfc3339(before)}),
+        )
         .await;
     assert_eq!(answer.codes(), vec!["NOT_FOUND"], "{}", answer.body);
     assert_eq!(answer.body["data"]["order"], Value::Null);
@@ -247,10 +271,18 @@ async fn at_version_agrees_with_as_of(gql: TestGraphql) {
     let s = script(&gql).await;
     for (i, t) in s.order_times.iter().enumerate() {
         let by_time = gql
-            .query(&s.alice.token, ORDER, json!({"id": s.alice_order, "asOf": rfc3339(*t)}))
+            .query(
+                &s.alice.token,
+                ORDER,
+                json!({"id": s.alice_order, "asOf": rfc3339(*t)}),
+            )
             .await;
         let by_version = gql
-            .query(&s.alice.token, ORDER, json!({"id": s.alice_order, "v": i + 1}))
+            .query(
+                &s.alice.token,
+                ORDER,
+                json!({"id": s.alice_order, "v": i + 1}),
+            )
             .await;
         assert_eq!(by_time.data(), by_version.data());
         assert_eq!(by_version.data()["order"]["version"], json!(i + 1));
@@ -261,12 +293,21 @@ async fn at_version_agrees_with_as_of(gql: TestGraphql) {
     let wallet_times = recorded_at(&gql, "wallet", &s.alice.id).await;
     for (i, t) in wallet_times.iter().enumerate() {
         let by_time = gql
-            .query(&s.alice.token, query, json!({"id": s.alice.id, "asOf": rfc3339(*t)}))
+            .query(
+                &s.alice.token,
+                query,
+                json!({"id": s.alice.id, "asOf": rfc3339(*t)}),
+            )
             .await;
         let by_version = gql
             .query(&s.alice.token, query, json!({"id": s.alice.id, "v": i + 1}))
             .await;
-        assert_eq!(by_time.data(), by_version.data(), "wallet version {}", i + 1);
+        assert_eq!(
+            by_time.data(),
+            by_version.data(),
+            "wallet version {}",
+            i + 1
+        );
     }
     let beyond = gql
         .query(&s.alice.token, ORDER, json!({"id": s.alice_order, "v": 4}))
@@ -297,14 +338,22 @@ async fn products_as_of_a_past_time_show_past_stock(gql: TestGraphql) {
             .expect("the teapot is listed")
     };
     let created = gql
-        .query(&s.bob.token, query, json!({"asOf": rfc3339(s.teapot_created)}))
+        .query(
+            &s.bob.token,
+            query,
+            json!({"asOf": rfc3339(s.teapot_created)}),
+        )
         .await;
     assert_eq!(
         stock(created.data()),
         json!({"id": s.teapot, "stockOnHand": 10, "stockReserved": 0, "stockAvailable": 10, "version": 1})
     );
     let reserved = gql
-        .query(&s.bob.token, query, json!({"asOf": rfc3339(s.teapot_reserved)}))
+        .query(
+            &s.bob.token,
+            query,
+            json!({"asOf": rfc3339(s.teapot_reserved)}),
+        )
         .await;
     assert_eq!(
         stock(reserved.data()),
@@ -329,15 +378,25 @@ async fn products_are_paged_with_cursors(gql: TestGraphql) {
     let first = gql.query(&s.alice.token, query, json!({})).await;
     let page = &first.data()["products"];
     assert_eq!(page["pageInfo"]["hasNextPage"], json!(true));
-    let cursor = page["pageInfo"]["endCursor"].as_str().expect("cursor").to_owned();
+    let cursor = page["pageInfo"]["endCursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
     let second = gql
         .query(&s.alice.token, query, json!({"after": cursor}))
         .await;
     let page2 = &second.data()["products"];
     assert_eq!(page2["pageInfo"]["hasNextPage"], json!(false));
-    assert_ne!(page["edges"][0]["node"]["id"], page2["edges"][0]["node"]["id"]);
+    assert_ne!(
+        page["edges"][0]["node"]["id"],
+        page2["edges"][0]["node"]["id"]
+    );
     let too_many = gql
-        .query(&s.alice.token, "{ products(first: 1000) { edges { cursor } } }", json!({}))
+        .query(
+            &s.alice.token,
+            "{ products(first: 1000) { edges { cursor } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(too_many.codes(), vec!["BAD_USER_INPUT"]);
 }
@@ -398,10 +457,10 @@ async fn a_policy_change_shows_in_policies_and_can_as_of_its_time(gql: TestGraph
     let query = "query($subject: String!, $order: String!, $asOf: DateTime) {
         policies(subject: $subject, asOf: $asOf) { subject policies version }
         can(subject: $subject, action: \"get\", resourceType: \"orders\", resourceId: $order, asOf: $asOf) }";
-    let vars = |as_of: Option<DateTime<Utc>>| {
-        json!({"subject": s.bob.id, "order": s.alice_order, "asOf": as_of.map(rfc3339)})
-    };
-    let then = gql.query(&s.admin.token, query, vars(Some(s.granted_at))).await;
+    let vars = |as_of: Option<DateTime<Utc>>| json!({"subject": s.bob.id, "order": s.alice_order, "asOf": as_of.map(rfc3339)});
+    let then = gql
+        .query(&s.admin.token, query, vars(Some(s.granted_at)))
+        .await;
     assert!(then.data()["policies"]["policies"]
         .as_array()
         .expect("policies")
@@ -434,14 +493,29 @@ async fn history_lists_an_orders_events_with_metadata(gql: TestGraphql) {
         )
         .await;
     let events = answer.data()["history"].as_array().expect("events").clone();
-    let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
-    assert_eq!(types, ["OrderPlaced", "OrderAwaitingPayment", "OrderApproved"]);
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["OrderPlaced", "OrderAwaitingPayment", "OrderApproved"]
+    );
     assert_eq!(events[0]["actor"], json!(s.alice.id));
     assert_eq!(events[0]["payload"]["type"], json!("OrderPlaced"));
-    assert_eq!(events[0]["payload"]["data"]["order_id"], json!(s.alice_order));
-    let versions: Vec<i64> = events.iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    assert_eq!(
+        events[0]["payload"]["data"]["order_id"],
+        json!(s.alice_order)
+    );
+    let versions: Vec<i64> = events
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(versions, [1, 2, 3]);
-    let positions: Vec<i64> = events.iter().map(|e| e["position"].as_i64().unwrap()).collect();
+    let positions: Vec<i64> = events
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
     let unknown = gql
         .query(
@@ -461,7 +535,11 @@ const AUDIT: &str = "query($actor: String, $type: String, $id: String, $from: Da
 async fn audit_lists_an_actors_commands_in_order(gql: TestGraphql) {
     let s = script(&gql).await;
     let answer = gql
-        .query(&s.alice.token, AUDIT, json!({"actor": s.alice.id, "first": 100}))
+        .query(
+            &s.alice.token,
+            AUDIT,
+            json!({"actor": s.alice.id, "first": 100}),
+        )
         .await;
     let nodes: Vec<Value> = answer.data()["audit"]["edges"]
         .as_array()
@@ -470,12 +548,27 @@ async fn audit_lists_an_actors_commands_in_order(gql: TestGraphql) {
         .map(|e| e["node"].clone())
         .collect();
     assert!(nodes.iter().all(|n| n["actor"] == json!(s.alice.id)));
-    let positions: Vec<i64> = nodes.iter().map(|n| n["position"].as_i64().unwrap()).collect();
+    let positions: Vec<i64> = nodes
+        .iter()
+        .map(|n| n["position"].as_i64().unwrap())
+        .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-    let types: Vec<&str> = nodes.iter().map(|n| n["eventType"].as_str().unwrap()).collect();
-    let registered = types.iter().position(|t| *t == "AccountRegistered").expect("registered");
-    let deposited = types.iter().position(|t| *t == "FundsDeposited").expect("deposited");
-    let placed = types.iter().position(|t| *t == "OrderPlaced").expect("placed");
+    let types: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["eventType"].as_str().unwrap())
+        .collect();
+    let registered = types
+        .iter()
+        .position(|t| *t == "AccountRegistered")
+        .expect("registered");
+    let deposited = types
+        .iter()
+        .position(|t| *t == "FundsDeposited")
+        .expect("deposited");
+    let placed = types
+        .iter()
+        .position(|t| *t == "OrderPlaced")
+        .expect("placed");
     assert!(registered < deposited && deposited < placed, "{types:?}");
     // The saga's steps were the system's, not Alice's.
     assert!(!types.contains(&"OrderApproved"));
@@ -517,7 +610,10 @@ async fn audit_lists_an_actors_commands_in_order(gql: TestGraphql) {
         .iter()
         .map(|e| e["node"]["eventType"].clone())
         .collect();
-    assert_eq!(types, vec![json!("OrderAwaitingPayment"), json!("OrderApproved")]);
+    assert_eq!(
+        types,
+        vec![json!("OrderAwaitingPayment"), json!("OrderApproved")]
+    );
 
     let others = gql
         .query(&s.bob.token, AUDIT, json!({"actor": s.alice.id}))
@@ -528,11 +624,7 @@ async fn audit_lists_an_actors_commands_in_order(gql: TestGraphql) {
 async fn me_wallet_and_projections_answer_for_their_callers(gql: TestGraphql) {
     let s = script(&gql).await;
     let me = gql
-        .query(
-            &s.alice.token,
-            "{ me { id email role } }",
-            json!({}),
-        )
+        .query(&s.alice.token, "{ me { id email role } }", json!({}))
         .await;
     assert_eq!(
         me.data()["me"],
@@ -558,9 +650,16 @@ async fn me_wallet_and_projections_answer_for_their_callers(gql: TestGraphql) {
         })
     );
     let projections = gql
-        .query(&s.admin.token, "{ projections { name position lag state } }", json!({}))
+        .query(
+            &s.admin.token,
+            "{ projections { name position lag state } }",
+            json!({}),
+        )
         .await;
-    let list = projections.data()["projections"].as_array().expect("list").clone();
+    let list = projections.data()["projections"]
+        .as_array()
+        .expect("list")
+        .clone();
     for name in query_api::consistency::READ_MODELS {
         let p = list
             .iter()
@@ -576,14 +675,25 @@ async fn me_wallet_and_projections_answer_for_their_callers(gql: TestGraphql) {
 
 async fn errors_carry_codes_for_unauthenticated_missing_and_malformed_requests(gql: TestGraphql) {
     let s = script(&gql).await;
-    let anonymous = gql.send(None, ORDER, json!({"id": s.alice_order}), &[]).await;
+    let anonymous = gql
+        .send(None, ORDER, json!({"id": s.alice_order}), &[])
+        .await;
     assert_eq!(anonymous.codes(), vec!["UNAUTHENTICATED"]);
     let forged = gql
-        .send(Some("not-a-token"), ORDER, json!({"id": s.alice_order}), &[])
+        .send(
+            Some("not-a-token"),
+            ORDER,
+            json!({"id": s.alice_order}),
+            &[],
+        )
         .await;
     assert_eq!(forged.codes(), vec!["UNAUTHENTICATED"]);
     let missing = gql
-        .query(&s.admin.token, ORDER, json!({"id": Uuid::now_v7().to_string()}))
+        .query(
+            &s.admin.token,
+            ORDER,
+            json!({"id": Uuid::now_v7().to_string()}),
+        )
         .await;
     assert_eq!(missing.codes(), vec!["NOT_FOUND"]);
     let malformed = gql
@@ -639,7 +749,10 @@ async fn too_deep_or_too_complex_queries_are_rejected(gql: TestGraphql) {
     // The same selection once is within the limits.
     let one = format!("{{ products(first: 100) {{ {page} }} }}");
     let answer = gql.query(&s.alice.token, &one, json!({})).await;
-    assert_eq!(answer.data()["products"]["edges"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        answer.data()["products"]["edges"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 graphql_tests!(

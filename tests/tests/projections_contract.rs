@@ -77,7 +77,11 @@ async fn texts(store: &Store, sql: &str, binds: &[&str]) -> Vec<Vec<String>> {
                 .iter()
                 .map(|r| {
                     (0..r.len())
-                        .map(|i| r.try_get::<Option<String>, _>(i).unwrap().unwrap_or("NULL".into()))
+                        .map(|i| {
+                            r.try_get::<Option<String>, _>(i)
+                                .unwrap()
+                                .unwrap_or("NULL".into())
+                        })
                         .collect()
                 })
                 .collect()
@@ -94,7 +98,11 @@ async fn texts(store: &Store, sql: &str, binds: &[&str]) -> Vec<Vec<String>> {
                 .iter()
                 .map(|r| {
                     (0..r.len())
-                        .map(|i| r.try_get::<Option<String>, _>(i).unwrap().unwrap_or("NULL".into()))
+                        .map(|i| {
+                            r.try_get::<Option<String>, _>(i)
+                                .unwrap()
+                                .unwrap_or("NULL".into())
+                        })
                         .collect()
                 })
                 .collect()
@@ -121,7 +129,13 @@ async fn each_read_model_holds_the_scripted_state(test: TestStore) {
         &[],
     )
     .await;
-    let by_id = |id: Uuid| accounts.iter().find(|r| r[0] == id.to_string()).cloned().unwrap();
+    let by_id = |id: Uuid| {
+        accounts
+            .iter()
+            .find(|r| r[0] == id.to_string())
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(accounts.len(), 3);
     let truthy = |v: &str| v == "true" || v == "1";
     let customer = by_id(s.customer);
@@ -130,7 +144,10 @@ async fn each_read_model_holds_the_scripted_state(test: TestStore) {
     assert!(truthy(&customer[3]), "the login is recorded");
     assert_eq!(customer[4], "2");
     assert_eq!(by_id(s.seller)[1], "seller");
-    assert!(truthy(&by_id(s.deleted)[2]), "the deleted account is marked deleted");
+    assert!(
+        truthy(&by_id(s.deleted)[2]),
+        "the deleted account is marked deleted"
+    );
 
     let product = texts(
         store,
@@ -154,7 +171,10 @@ async fn each_read_model_holds_the_scripted_state(test: TestStore) {
     )
     .await;
     assert_eq!(orders.len(), 2);
-    let approved = orders.iter().find(|o| o[0] == s.approved.to_string()).unwrap();
+    let approved = orders
+        .iter()
+        .find(|o| o[0] == s.approved.to_string())
+        .unwrap();
     assert_eq!(approved[1], "APPROVED");
     assert_eq!(approved[2], "3000");
     assert_eq!(approved[4], s.customer.to_string());
@@ -162,7 +182,10 @@ async fn each_read_model_holds_the_scripted_state(test: TestStore) {
     assert_eq!(items[0]["product_id"], s.product.to_string());
     assert_eq!(items[0]["quantity"], 2);
     assert_eq!(items[0]["unit_price"]["amount"], 1500);
-    let canceled = orders.iter().find(|o| o[0] == s.canceled.to_string()).unwrap();
+    let canceled = orders
+        .iter()
+        .find(|o| o[0] == s.canceled.to_string())
+        .unwrap();
     assert_eq!(canceled[1], "CANCELED");
 
     let wallet = texts(
@@ -237,16 +260,29 @@ async fn product_as_of(store: &Store, id: Uuid, t: DateTime<Utc>) -> Option<(i64
 async fn a_product_reads_as_of_three_points_in_time(test: TestStore) {
     let s = run_script(&bus(&test)).await;
     catch_up_all(&test.store).await;
-    let history = test.store.history("product", &s.product.to_string()).await.unwrap();
+    let history = test
+        .store
+        .history("product", &s.product.to_string())
+        .await
+        .unwrap();
     let created = history[0].recorded_at;
     let restocked = history[1].recorded_at;
     assert_eq!(history[1].event_type, "StockAdded");
     let before = created - chrono::Duration::seconds(1);
 
     assert_eq!(product_as_of(&test.store, s.product, before).await, None);
-    assert_eq!(product_as_of(&test.store, s.product, created).await, Some((10, 1)));
-    assert_eq!(product_as_of(&test.store, s.product, restocked).await, Some((15, 2)));
-    assert_eq!(product_as_of(&test.store, s.product, Utc::now()).await, Some((13, 7)));
+    assert_eq!(
+        product_as_of(&test.store, s.product, created).await,
+        Some((10, 1))
+    );
+    assert_eq!(
+        product_as_of(&test.store, s.product, restocked).await,
+        Some((15, 2))
+    );
+    assert_eq!(
+        product_as_of(&test.store, s.product, Utc::now()).await,
+        Some((13, 7))
+    );
 
     // The list query as of the restock time returns exactly one version per product.
     let rows = match &test.store {
@@ -272,7 +308,10 @@ async fn replaying_the_whole_log_twice_changes_nothing(test: TestStore) {
     run_script(&bus(&test)).await;
     catch_up_all(&test.store).await;
     let first = dump_all(&test.store).await;
-    assert!(first.iter().all(|(_, rows)| !rows.is_empty()), "every table has rows");
+    assert!(
+        first.iter().all(|(_, rows)| !rows.is_empty()),
+        "every table has rows"
+    );
     for projection in read_models::all() {
         projectors::rebuild::reset_checkpoint(&test.store, projection.name())
             .await
@@ -298,9 +337,14 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(test: TestStore) {
     assert_eq!(report.events as i64, events);
     assert_eq!(dump_all(&test.store).await, live);
     // A second rebuild (over the swapped-in tables) works too.
-    projectors::rebuild(&test.store, &read_models::all(), 500, &projectors::indicatif::ProgressBar::hidden())
-        .await
-        .unwrap();
+    projectors::rebuild(
+        &test.store,
+        &read_models::all(),
+        500,
+        &projectors::indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     assert_eq!(dump_all(&test.store).await, live);
 }
 
@@ -308,9 +352,14 @@ async fn events_appended_after_a_rebuild_are_applied_by_the_live_worker(test: Te
     let bus = bus(&test);
     let s = run_script(&bus).await;
     // The live projections are behind (never run); the rebuild sets their checkpoints.
-    projectors::rebuild(&test.store, &read_models::all(), 5, &projectors::indicatif::ProgressBar::hidden())
-        .await
-        .unwrap();
+    projectors::rebuild(
+        &test.store,
+        &read_models::all(),
+        5,
+        &projectors::indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     let after_rebuild = eventshop_tests::projections::deposit(&bus, s.customer, 500).await;
     catch_up_all(&test.store).await;
     let rows = texts(
@@ -323,12 +372,20 @@ async fn events_appended_after_a_rebuild_are_applied_by_the_live_worker(test: Te
     let sql = format!("SELECT count(*) FROM rm_audit WHERE global_position = {after_rebuild}");
     assert_eq!(count(&test.store, &sql).await, 1);
     let events = count(&test.store, "SELECT count(*) FROM events").await;
-    assert_eq!(count(&test.store, "SELECT count(*) FROM rm_audit").await, events);
+    assert_eq!(
+        count(&test.store, "SELECT count(*) FROM rm_audit").await,
+        events
+    );
     // Equal to yet another rebuild.
     let live = dump_all(&test.store).await;
-    projectors::rebuild(&test.store, &read_models::all(), 500, &projectors::indicatif::ProgressBar::hidden())
-        .await
-        .unwrap();
+    projectors::rebuild(
+        &test.store,
+        &read_models::all(),
+        500,
+        &projectors::indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     assert_eq!(dump_all(&test.store).await, live);
 }
 
@@ -353,7 +410,12 @@ fn quick_options(store: &Store, owner: &str) -> RunnerOptions {
 
 async fn an_event_that_keeps_failing_is_parked_and_the_projection_stops_before_it(test: TestStore) {
     let bus = bus(&test);
-    let seller = eventshop_tests::projections::register(&bus, &format!("s-{}@example.com", Uuid::new_v4().simple()), domain::account::Role::Seller).await;
+    let seller = eventshop_tests::projections::register(
+        &bus,
+        &format!("s-{}@example.com", Uuid::new_v4().simple()),
+        domain::account::Role::Seller,
+    )
+    .await;
     let before = eventshop_tests::projections::create_product(&bus, seller, 1).await;
     insert_corrupt_product_event(&test.store).await;
     tick().await;
@@ -370,29 +432,44 @@ async fn an_event_that_keeps_failing_is_parked_and_the_projection_stops_before_i
     ));
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let status = loop {
-        let status = projectors::status::status(&test.store, "products", 1).await.unwrap();
+        let status = projectors::status::status(&test.store, "products", 1)
+            .await
+            .unwrap();
         if status.state == "stuck" {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "never stuck: {status:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never stuck: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status.dead_letters, 1);
     assert!(status.last_error.unwrap().contains("position"));
-    assert_eq!(status.lag_events, 2, "the corrupt event and the one after it wait");
+    assert_eq!(
+        status.lag_events, 2,
+        "the corrupt event and the one after it wait"
+    );
     let parked = texts(
         &test.store,
         "SELECT aggregate_id, event_type FROM projection_dead_letters WHERE projection = 'products'",
         &[],
     )
     .await;
-    assert_eq!(parked, vec![vec!["corrupt".to_string(), "ProductCreated".into()]]);
+    assert_eq!(
+        parked,
+        vec![vec!["corrupt".to_string(), "ProductCreated".into()]]
+    );
     let ids: Vec<String> = texts(&test.store, "SELECT id FROM rm_products", &[])
         .await
         .into_iter()
         .map(|r| r[0].clone())
         .collect();
-    assert_eq!(ids, vec![before.to_string()], "applied up to the failing event, not past it");
+    assert_eq!(
+        ids,
+        vec![before.to_string()],
+        "applied up to the failing event, not past it"
+    );
     assert!(!ids.contains(&after.to_string()));
     // Other projections are not held back.
     wait_for_audit(&test.store).await;
@@ -407,7 +484,10 @@ async fn wait_for_audit(store: &Store) {
         if count(store, "SELECT count(*) FROM rm_audit").await == events {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "audit never caught up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audit never caught up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -446,12 +526,20 @@ async fn a_second_runner_takes_over_when_the_first_stops(test: TestStore) {
         assert_eq!(status.owner.as_deref(), Some("runner-b"), "{status:?}");
     }
     let events = count(&test.store, "SELECT count(*) FROM events").await;
-    assert_eq!(count(&test.store, "SELECT count(*) FROM rm_audit").await, events);
+    assert_eq!(
+        count(&test.store, "SELECT count(*) FROM rm_audit").await,
+        events
+    );
     let live = dump_all(&test.store).await;
     stop_b.send(()).ok();
     b.await.unwrap().unwrap();
-    projectors::rebuild(&test.store, &read_models::all(), 500, &projectors::indicatif::ProgressBar::hidden())
-        .await
-        .unwrap();
+    projectors::rebuild(
+        &test.store,
+        &read_models::all(),
+        500,
+        &projectors::indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
     assert_eq!(dump_all(&test.store).await, live);
 }

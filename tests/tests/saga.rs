@@ -100,14 +100,14 @@ async fn a_paid_order_is_reserved_charged_approved_and_committed(api: TestApi) {
     let mug = product(&api, &seller, 300, "EUR", 10).await;
 
     let placed = order(&api, &customer, &[(&kettle, 2), (&mug, 3)], "EUR").await;
-    assert_eq!(settle(&store, &[placed.clone()], SETTLE).await, vec![OrderStatus::Approved]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Approved]);
 
     let kettle_state = product_state(&store, &kettle).await;
     assert_eq!((kettle_state.stock_on_hand(), kettle_state.stock_reserved()), (3, 0));
     let mug_state = product_state(&store, &mug).await;
     assert_eq!((mug_state.stock_on_hand(), mug_state.stock_reserved()), (7, 0));
     assert_eq!(balance(&store, &customer).await, 10_000 - 3_900);
-    assert_books_balance(&store, &[kettle, mug], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle, mug], std::slice::from_ref(&customer.id)).await;
 
     // Every saga step carries the order's correlation id and names its cause.
     let trace = projectors::saga::trace::order_trace(&store, placed.parse().unwrap())
@@ -149,13 +149,13 @@ async fn one_item_out_of_stock_among_three_rejects_the_order_and_releases_the_re
     let c = product(&api, &seller, 100, "EUR", 5).await;
 
     let placed = order(&api, &customer, &[(&a, 2), (&b, 3), (&c, 1)], "EUR").await;
-    assert_eq!(settle(&store, &[placed], SETTLE).await, vec![OrderStatus::Rejected]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Rejected]);
     for (id, on_hand) in [(&a, 5), (&b, 1), (&c, 5)] {
         let state = product_state(&store, id).await;
         assert_eq!((state.stock_on_hand(), state.stock_reserved()), (on_hand, 0));
     }
     assert_eq!(balance(&store, &customer).await, 50_000);
-    assert_books_balance(&store, &[a, b, c], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[a, b, c], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
 
@@ -168,7 +168,7 @@ async fn insufficient_funds_cancel_the_order_and_release_the_stock(api: TestApi)
     let kettle = product(&api, &seller, 1_000, "EUR", 3).await;
 
     let placed = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
-    assert_eq!(settle(&store, &[placed.clone()], SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 999);
@@ -177,7 +177,7 @@ async fn insufficient_funds_cancel_the_order_and_release_the_stock(api: TestApi)
         wallet.charge(placed.parse().unwrap()).map(|c| c.status),
         Some(ChargeStatus::Declined)
     );
-    assert_books_balance(&store, &[kettle], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
 
@@ -190,11 +190,11 @@ async fn a_wallet_in_another_currency_declines_and_cancels_the_order(api: TestAp
     let kettle = product(&api, &seller, 1_000, "USD", 3).await;
 
     let placed = order(&api, &customer, &[(&kettle, 1)], "USD").await;
-    assert_eq!(settle(&store, &[placed], SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 100_000);
-    assert_books_balance(&store, &[kettle], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
 
@@ -210,11 +210,11 @@ async fn a_cancel_before_payment_releases_the_stock_and_charges_nothing(api: Tes
     cancel(&api, &customer, &placed).await;
 
     let saga = RunningSaga::start(&store, &api.test.settings);
-    assert_eq!(settle(&store, &[placed], SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 10_000);
-    assert_books_balance(&store, &[kettle], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
 
@@ -239,7 +239,7 @@ async fn a_cancel_after_capture_refunds_the_payment_and_releases_the_stock(api: 
     cancel(&api, &customer, &placed).await;
 
     let saga = RunningSaga::start(&store, &settings);
-    assert_eq!(settle(&store, &[placed], SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
     let wallet = store.load_current::<Wallet>(&customer.id).await.unwrap().state;
     assert_eq!(
         wallet.charge(order_id).map(|c| c.status),
@@ -248,7 +248,7 @@ async fn a_cancel_after_capture_refunds_the_payment_and_releases_the_stock(api: 
     assert_eq!(balance(&store, &customer).await, 10_000);
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
-    assert_books_balance(&store, &[kettle], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
 
@@ -273,7 +273,7 @@ async fn an_order_awaiting_payment_past_its_deadline_is_canceled_and_released(ap
 
     // A restarted saga (its deadline worker) finds the stored deadline and cancels the order.
     let saga = RunningSaga::start(&store, &settings);
-    assert_eq!(settle(&store, &[placed.clone()], SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 10_000, "a canceled order is not charged");
@@ -281,7 +281,7 @@ async fn an_order_awaiting_payment_past_its_deadline_is_canceled_and_released(ap
     let canceled = history.last().unwrap();
     assert_eq!(canceled.event_type, "OrderCanceled");
     assert!(canceled.payload.to_string().contains("payment deadline passed"));
-    assert_books_balance(&store, &[kettle], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
 
@@ -317,7 +317,7 @@ async fn replaying_the_saga_from_the_start_appends_nothing(api: TestApi) {
         .unwrap();
     assert_eq!(after.step, before.step);
     assert_eq!(after.steps.len(), before.steps.len());
-    assert_books_balance(&store, &[kettle], &[customer.id.clone()]).await;
+    assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
 }
 
 async fn a_hundred_customers_racing_for_the_last_ten_units_get_exactly_ten(api: TestApi) {

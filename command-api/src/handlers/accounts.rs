@@ -16,7 +16,7 @@ use super::grant;
 use crate::auth::{hash_password, verify_password};
 use crate::authz::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IfMatch, JsonBody, PathId};
+use crate::extract::{IfMatch, JsonBody, PathId, RequestId};
 use crate::respond::{accepted, AccountCommitted, Registered};
 use crate::state::AppState;
 
@@ -89,12 +89,14 @@ fn default_policies(id: &str, role: Role) -> Vec<String> {
 /// account that was never registered is registered under that same id (the claim is keyed by
 /// it), and an account whose wallet or grants are missing gets them when the repeat carries its
 /// password.
+#[tracing::instrument(skip_all, fields(role = %role))]
 pub async fn register_account(
     state: &AppState,
     email: Email,
     name: Name,
     password: String,
     role: Role,
+    request_id: &RequestId,
 ) -> Result<(Uuid, u64, Option<i64>), ApiError> {
     check_password(&password)?;
     let mut account_id = Uuid::now_v7();
@@ -103,15 +105,23 @@ pub async fn register_account(
         let account = state.store().load_current::<Account>(&owner).await?;
         if !account.state.is_registered() {
             account_id = owner_id;
-        } else if let Some(resumed) =
-            resume(state, owner_id, &account.state, account.version, &password, role).await?
+        } else if let Some(resumed) = resume(
+            state,
+            owner_id,
+            &account.state,
+            account.version,
+            &password,
+            role,
+            request_id,
+        )
+        .await?
         {
             return Ok(resumed);
         }
     }
     let password_hash = hash_password(password).await?;
     let id = account_id.to_string();
-    let meta = EventMetadata::for_actor(id.clone());
+    let meta = request_id.metadata(&id);
     let committed = state
         .bus()
         .execute::<Account>(
@@ -156,6 +166,7 @@ async fn resume(
     version: u64,
     password: &str,
     role: Role,
+    request_id: &RequestId,
 ) -> Result<Option<(Uuid, u64, Option<i64>)>, ApiError> {
     if account.is_deleted() || account.role() != Some(role) {
         return Ok(None);
@@ -178,7 +189,7 @@ async fn resume(
     if complete || !verify_password(password.to_owned(), hash.to_owned()).await? {
         return Ok(None);
     }
-    finish_setup(state, account_id, role, &EventMetadata::for_actor(id.clone())).await?;
+    finish_setup(state, account_id, role, &request_id.metadata(&id)).await?;
     let position = state
         .store()
         .history(<Account as cqrs_es::Aggregate>::TYPE, &id)
@@ -228,14 +239,22 @@ async fn open_wallet(
 )]
 pub async fn register(
     State(state): State<AppState>,
+    request_id: RequestId,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let role = match request.role {
         RegisterRole::Customer => Role::Customer,
         RegisterRole::Seller => Role::Seller,
     };
-    let (account_id, version, position) =
-        register_account(&state, request.email, request.name, request.password, role).await?;
+    let (account_id, version, position) = register_account(
+        &state,
+        request.email,
+        request.name,
+        request.password,
+        role,
+        &request_id,
+    )
+    .await?;
     let tokens = state.tokens().issue(&account_id.to_string())?;
     Ok(accepted(
         StatusCode::CREATED,
@@ -281,7 +300,7 @@ pub async fn delete_account(
             &id,
             AccountCommand::Delete { at: Utc::now() },
             state.accounts(),
-            &EventMetadata::for_actor(caller.id.clone()),
+            &caller.metadata(),
             expected,
         )
         .await?;
@@ -345,7 +364,7 @@ pub async fn deposit(
                 amount: Money::new(request.amount, request.currency),
             },
             &(),
-            &EventMetadata::for_actor(caller.id.clone()),
+            &caller.metadata(),
             expected,
         )
         .await?;

@@ -9,7 +9,6 @@ use chrono::Utc;
 use domain::order::{Order, OrderCommand, OrderLine};
 use domain::product::Product;
 use domain::{Currency, Quantity};
-use eventstore_config::EventMetadata;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -60,6 +59,7 @@ pub struct PlaceOrderRequest {
     ),
     security(("bearer" = []))
 )]
+#[tracing::instrument(skip_all, fields(caller = %caller.id))]
 pub async fn place(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,7 +115,7 @@ pub async fn place(
     }
     let order_id = Uuid::now_v7();
     let id = order_id.to_string();
-    let meta = EventMetadata::for_actor(caller.id.clone());
+    let meta = caller.metadata();
     let committed = state
         .bus()
         .execute::<Order>(
@@ -200,7 +200,7 @@ pub async fn cancel(
                 reason: request.reason,
             },
             &(),
-            &EventMetadata::for_actor(caller.id.clone()),
+            &caller.metadata(),
             expected,
         )
         .await?;

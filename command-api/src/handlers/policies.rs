@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use domain::policy_set::{PolicySet, PolicySetCommand};
 use domain::Policy;
-use eventstore_config::EventMetadata;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -36,13 +35,7 @@ async fn change(
     caller.require(action, "policies", &subject)?;
     let committed = state
         .bus()
-        .execute_expecting::<PolicySet>(
-            &subject,
-            command,
-            &(),
-            &EventMetadata::for_actor(caller.id.clone()),
-            expected,
-        )
+        .execute_expecting::<PolicySet>(&subject, command, &(), &caller.metadata(), expected)
         .await?;
     state.cache().apply_committed(&committed);
     Ok(accepted(

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use domain::product::{Product, ProductCommand};
 use domain::{Currency, Money, Quantity};
-use eventstore_config::EventMetadata;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -60,7 +59,7 @@ pub async fn create(
     let seller = Uuid::parse_str(&caller.id).map_err(ApiError::internal)?;
     let product_id = Uuid::now_v7();
     let id = product_id.to_string();
-    let meta = EventMetadata::for_actor(caller.id.clone());
+    let meta = caller.metadata();
     let committed = state
         .bus()
         .execute::<Product>(
@@ -160,7 +159,7 @@ pub async fn patch(
                 price,
             },
             &(),
-            &EventMetadata::for_actor(caller.id.clone()),
+            &caller.metadata(),
             expected,
         )
         .await?;
@@ -221,7 +220,7 @@ pub async fn restock(
                 quantity: request.quantity,
             },
             &(),
-            &EventMetadata::for_actor(caller.id.clone()),
+            &caller.metadata(),
             expected,
         )
         .await?;

@@ -7,14 +7,13 @@ use axum::Json;
 use chrono::Utc;
 use domain::account::{Account, AccountCommand};
 use domain::Email;
-use eventstore_config::EventMetadata;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{verify_password, TokenKind};
+use crate::auth::{hash_password, verify_password, TokenKind};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, RequestId};
 use crate::respond::Session;
 use crate::state::AppState;
 
@@ -36,6 +35,15 @@ pub struct LoginRequest {
 pub struct RefreshRequest {
     /// A refresh token not used before.
     pub refresh_token: String,
+}
+
+/// An argon2 hash of a random password, made once per process.
+async fn dummy_hash() -> Result<String, ApiError> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| hash_password(Uuid::new_v4().to_string()))
+        .await
+        .cloned()
 }
 
 fn session(state: &AppState, account_id: &str) -> Result<Response, ApiError> {
@@ -62,21 +70,32 @@ fn session(state: &AppState, account_id: &str) -> Result<Response, ApiError> {
         (status = 422, description = "invalid field", body = ErrorBody),
     )
 )]
+#[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
+    request_id: RequestId,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let unauthorized = || ApiError::Unauthorized(BAD_CREDENTIALS.into());
-    let email = Email::parse(&request.email).map_err(|_| unauthorized())?;
-    let id = super::email_owner(state.store(), &email)
-        .await?
-        .ok_or_else(unauthorized)?;
-    let account = state.store().load_current::<Account>(&id).await?.state;
-    let Some(hash) = account.password_hash().map(str::to_owned) else {
-        // A claim whose registration never completed.
+    let owner = match Email::parse(&request.email) {
+        Ok(email) => super::email_owner(state.store(), &email).await?,
+        Err(_) => None,
+    };
+    let account = match &owner {
+        Some(id) => Some(state.store().load_current::<Account>(id).await?.state),
+        None => None,
+    };
+    // Without an account (or with a claim whose registration never completed) a dummy hash is
+    // verified all the same, so the answer's timing does not tell which e-mails exist.
+    let (hash, usable) = match account.as_ref().and_then(|a| a.password_hash()) {
+        Some(hash) => (hash.to_owned(), true),
+        None => (dummy_hash().await?, false),
+    };
+    let matches = verify_password(request.password, hash).await?;
+    let (Some(id), Some(account)) = (owner, account) else {
         return Err(unauthorized());
     };
-    if account.is_deleted() || !verify_password(request.password, hash).await? {
+    if !usable || !matches || account.is_deleted() {
         return Err(unauthorized());
     }
     state
@@ -85,7 +104,7 @@ pub async fn login(
             &id,
             AccountCommand::RecordLogin { at: Utc::now() },
             state.accounts(),
-            &EventMetadata::for_actor(id.clone()),
+            &request_id.metadata(&id),
         )
         .await?;
     state.cache().load(state.store(), &id).await?;
@@ -103,6 +122,7 @@ pub async fn login(
 )]
 pub async fn refresh(
     State(state): State<AppState>,
+    request_id: RequestId,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let claims = state
@@ -129,7 +149,7 @@ pub async fn refresh(
             &claims.sub,
             AccountCommand::RevokeRefreshToken { jti: claims.jti },
             state.accounts(),
-            &EventMetadata::for_actor(claims.sub.clone()),
+            &request_id.metadata(&claims.sub),
         )
         .await?;
     if committed.events.is_empty() {

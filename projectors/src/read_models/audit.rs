@@ -35,7 +35,11 @@ impl Model for Audit {
         None
     }
 
-    fn apply(_: Option<&()>, e: &StoredEvent, appends: &mut Appends) -> Result<Option<()>, ApplyError> {
+    fn apply(
+        _: Option<&()>,
+        e: &StoredEvent,
+        appends: &mut Appends,
+    ) -> Result<Option<()>, ApplyError> {
         let m = &e.metadata;
         appends.push((
             0,

@@ -74,9 +74,9 @@ impl Model for Products {
                 reserved: 0,
             }));
         }
-        let mut row = state.cloned().ok_or_else(|| {
-            ApplyError(format!("{} before ProductCreated", event.event_type))
-        })?;
+        let mut row = state
+            .cloned()
+            .ok_or_else(|| ApplyError(format!("{} before ProductCreated", event.event_type)))?;
         match decoded {
             ProductEvent::ProductCreated { .. } => {}
             ProductEvent::ProductUpdated {

@@ -14,4 +14,6 @@ pub mod worker;
 
 pub use decide::{decide, SagaCommand};
 pub use state::{OrderSaga, Payment, Reservation, SagaEvent};
-pub use worker::{expire_deadlines, reset, run, step, SagaOptions, DEADLINES, NAME};
+pub use worker::{
+    expire_deadlines, reset, run, run_with_projections, step, SagaOptions, DEADLINES, NAME,
+};

@@ -573,3 +573,34 @@ pub async fn reset(store: &Store) -> anyhow::Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+/// Runs the projection workers and, beside them, the order saga and its deadline worker, until
+/// `shutdown` completes (`eventshop projectors run`, `eventshop serve`).
+pub async fn run_with_projections(
+    store: Store,
+    settings: &Settings,
+    options: crate::RunnerOptions,
+    projections: Vec<std::sync::Arc<dyn crate::Projection>>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (wake_tx, wake_rx) = watch::channel(0u64);
+    let listener = tokio::spawn(crate::runner::listen(
+        store.clone(),
+        wake_tx,
+        stop_rx.clone(),
+    ));
+    let saga = tokio::spawn(run(store.clone(), settings.clone(), wake_rx, stop_rx));
+    let result = crate::runner::run_with(store, options, projections, async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    match saga.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "the saga ended with an error"),
+        Err(error) => tracing::error!(%error, "the saga panicked"),
+    }
+    listener.await.ok();
+    result
+}
