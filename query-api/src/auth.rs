@@ -4,13 +4,14 @@
 //! [`Authenticator`] (in eventshop, an adapter over the command API's JWT verifier), so this
 //! crate never depends on the write side.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use domain::policy_set::PolicySet;
 use eventstore_config::Store;
 use tokio::sync::OnceCell;
 
+use crate::db::Sql;
 use crate::error::{error, internal, Code, GqlResult};
 
 /// Why a bearer token was refused.
@@ -39,13 +40,69 @@ pub(crate) enum Credentials {
 pub(crate) struct Session {
     credentials: Credentials,
     caller: OnceCell<Arc<Caller>>,
+    cache: Arc<PolicyCache>,
+}
+
+/// Subjects' policy sets by version: a request checks the newest version with one indexed
+/// query and folds (from the newest snapshot) only when it changed.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyCache {
+    entries: Mutex<HashMap<String, (i64, Arc<PolicySet>)>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Head {
+    version: Option<i64>,
+}
+
+/// Entries kept before the cache starts over.
+const POLICY_CACHE_SIZE: usize = 10_000;
+
+impl PolicyCache {
+    /// `subject`'s current policies.
+    async fn load(&self, store: &Store, subject: &str) -> GqlResult<Arc<PolicySet>> {
+        let mut sql = Sql::new(
+            "SELECT MAX(sequence) AS version FROM events \
+             WHERE aggregate_type = 'policy_set' AND aggregate_id = ",
+        );
+        sql.bind(subject);
+        let head = sql
+            .fetch_optional::<Head>(store)
+            .await
+            .map_err(internal)?
+            .and_then(|h| h.version)
+            .unwrap_or(0);
+        if let Some((version, set)) = self.lock().get(subject) {
+            if *version == head {
+                return Ok(set.clone());
+            }
+        }
+        let folded = store
+            .load_current::<PolicySet>(subject)
+            .await
+            .map_err(internal)?;
+        let set = Arc::new(folded.state);
+        let mut entries = self.lock();
+        if entries.len() >= POLICY_CACHE_SIZE {
+            entries.clear();
+        }
+        entries.insert(subject.to_owned(), (folded.version as i64, set.clone()));
+        Ok(set)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Arc<PolicySet>)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Session {
-    pub(crate) fn new(credentials: Credentials) -> Self {
+    pub(crate) fn new(credentials: Credentials, cache: Arc<PolicyCache>) -> Self {
         Self {
             credentials,
             caller: OnceCell::new(),
+            cache,
         }
     }
 
@@ -66,11 +123,7 @@ impl Session {
         let subject = self.subject()?.to_owned();
         self.caller
             .get_or_try_init(|| async {
-                let policies = store
-                    .load_current::<PolicySet>(&subject)
-                    .await
-                    .map_err(internal)?
-                    .state;
+                let policies = self.cache.load(store, &subject).await?;
                 Ok(Arc::new(Caller { subject, policies }))
             })
             .await
@@ -84,7 +137,7 @@ pub struct Caller {
     /// The account id.
     pub subject: String,
     /// Its policies.
-    pub policies: PolicySet,
+    pub policies: Arc<PolicySet>,
 }
 
 /// Which resources of one type a caller may read.
@@ -141,7 +194,7 @@ mod tests {
     fn caller(subject: &str, policies: &[&str]) -> Caller {
         Caller {
             subject: subject.into(),
-            policies: policies.iter().map(|p| Policy::parse(p).unwrap()).collect(),
+            policies: Arc::new(policies.iter().map(|p| Policy::parse(p).unwrap()).collect()),
         }
     }
 

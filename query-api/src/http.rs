@@ -88,7 +88,7 @@ async fn graphql(
             };
         consistency = Some((position, reached));
     }
-    let session = Session::new(credentials(&api, &headers));
+    let session = Session::new(credentials(&api, &headers), api.policies.clone());
     let request = request
         .into_inner()
         .data(RequestData::new(api.store.clone(), session));

@@ -70,6 +70,7 @@ pub struct QueryApi {
     store: Store,
     authenticator: Arc<dyn Authenticator>,
     options: Options,
+    policies: Arc<auth::PolicyCache>,
 }
 
 impl std::fmt::Debug for QueryApi {
@@ -109,6 +110,7 @@ pub fn build_with(
         store,
         authenticator,
         options,
+        policies: Arc::default(),
     }
 }
 

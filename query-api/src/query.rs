@@ -339,7 +339,7 @@ impl Query {
             return Err(forbidden(&format!("policies/{subject}")));
         }
         let set: domain::policy_set::PolicySet = match as_of {
-            None if subject == caller.subject => caller.policies.clone(),
+            None if subject == caller.subject => (*caller.policies).clone(),
             None => {
                 data.store
                     .load_current::<domain::policy_set::PolicySet>(&subject)

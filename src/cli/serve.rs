@@ -64,7 +64,9 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
     let _ = stop.send(true);
     match workers.await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "projectors ended with an error"),
+        Ok(Err(error)) => {
+            tracing::error!(error = %format!("{error:#}"), "projectors ended with an error")
+        }
         Err(error) => tracing::error!(%error, "projectors panicked"),
     }
     drop(app);

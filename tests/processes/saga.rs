@@ -131,7 +131,10 @@ async fn a_saga_killed_at_random_points_during_two_hundred_orders_ends_consisten
     for (order, status) in orders.iter().zip(&statuses) {
         let order_id: Uuid = order.parse().unwrap();
         let placed = store.history("order", order).await.unwrap();
-        let account = placed[0].payload["data"]["account_id"].as_str().unwrap().to_owned();
+        let account = placed[0].payload["data"]["account_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let wallet = store.load_current::<Wallet>(&account).await.unwrap().state;
         let charge = wallet.charge(order_id).map(|c| c.status);
         for product in &products {
@@ -149,7 +152,11 @@ async fn a_saga_killed_at_random_points_during_two_hundred_orders_ends_consisten
         }
         match status {
             OrderStatus::Approved => assert_eq!(charge, Some(ChargeStatus::Captured)),
-            _ => assert_ne!(charge, Some(ChargeStatus::Captured), "order {order} kept a payment"),
+            _ => assert_ne!(
+                charge,
+                Some(ChargeStatus::Captured),
+                "order {order} kept a payment"
+            ),
         }
     }
     let wallets: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();

@@ -6,8 +6,8 @@
 
 pub mod api;
 pub mod graphql;
-pub mod saga;
 pub mod projections;
+pub mod saga;
 
 use std::path::PathBuf;
 

@@ -37,7 +37,9 @@ impl RunningSaga {
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
-            task.await.expect("saga task").expect("saga ended with an error");
+            task.await
+                .expect("saga task")
+                .expect("saga ended with an error");
         }
     }
 }
@@ -59,7 +61,10 @@ where
     let options = SagaOptions::from_settings(settings);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !until().await {
-        assert!(Instant::now() < deadline, "the saga did not get there in 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "the saga did not get there in 20 s"
+        );
         if saga::step(store, &bus, &options).await.expect("saga step") == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -98,9 +103,7 @@ pub async fn settle(store: &Store, orders: &[String], limit: Duration) -> Vec<Or
         for order in orders {
             statuses.push(status(store, order).await);
         }
-        let all_final = statuses
-            .iter()
-            .all(|s| s.is_some_and(|s| s.is_terminal()));
+        let all_final = statuses.iter().all(|s| s.is_some_and(|s| s.is_terminal()));
         if all_final && saga_caught_up(store).await {
             return statuses.into_iter().flatten().collect();
         }
@@ -117,7 +120,11 @@ pub async fn settle(store: &Store, orders: &[String], limit: Duration) -> Vec<Or
 /// deposits − captures + refunds, with no order charged twice.
 pub async fn assert_books_balance(store: &Store, products: &[String], wallets: &[String]) {
     for id in products {
-        let product = store.load_current::<Product>(id).await.expect("product").state;
+        let product = store
+            .load_current::<Product>(id)
+            .await
+            .expect("product")
+            .state;
         let open: u64 = product
             .reservations()
             .values()
@@ -125,10 +132,17 @@ pub async fn assert_books_balance(store: &Store, products: &[String], wallets: &
             .map(|r| u64::from(r.quantity.get()))
             .sum();
         assert_eq!(u64::from(product.stock_reserved()), open, "product {id}");
-        assert!(product.stock_reserved() <= product.stock_on_hand(), "product {id}");
+        assert!(
+            product.stock_reserved() <= product.stock_on_hand(),
+            "product {id}"
+        );
     }
     for id in wallets {
-        let wallet = store.load_current::<Wallet>(id).await.expect("wallet").state;
+        let wallet = store
+            .load_current::<Wallet>(id)
+            .await
+            .expect("wallet")
+            .state;
         let mut expected = 0i64;
         let mut charged: BTreeMap<Uuid, usize> = BTreeMap::new();
         for event in store.history("wallet", id).await.expect("history") {

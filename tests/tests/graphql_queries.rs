@@ -482,6 +482,37 @@ async fn a_policy_change_shows_in_policies_and_can_as_of_its_time(gql: TestGraph
     assert_eq!(others.codes(), vec!["FORBIDDEN"]);
 }
 
+async fn a_grant_or_revoke_takes_effect_on_the_next_query(gql: TestGraphql) {
+    let s = script(&gql).await;
+    let read = || gql.query(&s.bob.token, ORDER, json!({"id": s.alice_order}));
+    assert_eq!(read().await.codes(), vec!["FORBIDDEN"]);
+    let policy = json!({"policy": format!("{}:get:orders:{}", s.bob.id, s.alice_order)});
+    let granted = gql
+        .api
+        .send(
+            Method::PUT,
+            "/api/v1/policies",
+            Some(&s.admin.token),
+            Some(policy.clone()),
+            &[],
+        )
+        .await;
+    assert_eq!(granted.status.as_u16(), 200, "{}", granted.body);
+    assert_eq!(read().await.data()["order"]["id"], json!(s.alice_order));
+    let revoked = gql
+        .api
+        .send(
+            Method::DELETE,
+            "/api/v1/policies",
+            Some(&s.admin.token),
+            Some(policy),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status.as_u16(), 200, "{}", revoked.body);
+    assert_eq!(read().await.codes(), vec!["FORBIDDEN"]);
+}
+
 async fn history_lists_an_orders_events_with_metadata(gql: TestGraphql) {
     let s = script(&gql).await;
     let answer = gql
@@ -763,6 +794,7 @@ graphql_tests!(
     products_are_paged_with_cursors,
     a_customer_cannot_read_or_list_another_customers_order,
     a_policy_change_shows_in_policies_and_can_as_of_its_time,
+    a_grant_or_revoke_takes_effect_on_the_next_query,
     history_lists_an_orders_events_with_metadata,
     audit_lists_an_actors_commands_in_order,
     me_wallet_and_projections_answer_for_their_callers,

@@ -43,6 +43,7 @@ contract!(
     replaying_the_whole_log_twice_changes_nothing,
     a_rebuild_swaps_in_tables_equal_to_the_live_ones,
     events_appended_after_a_rebuild_are_applied_by_the_live_worker,
+    a_rebuild_during_appends_and_a_live_worker_loses_and_repeats_nothing,
     an_event_that_keeps_failing_is_parked_and_the_projection_stops_before_it,
     a_second_runner_takes_over_when_the_first_stops,
 );
@@ -533,6 +534,66 @@ async fn a_second_runner_takes_over_when_the_first_stops(test: TestStore) {
     let live = dump_all(&test.store).await;
     stop_b.send(()).ok();
     b.await.unwrap().unwrap();
+    projectors::rebuild(
+        &test.store,
+        &read_models::all(),
+        500,
+        &projectors::indicatif::ProgressBar::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(dump_all(&test.store).await, live);
+}
+
+async fn a_rebuild_during_appends_and_a_live_worker_loses_and_repeats_nothing(test: TestStore) {
+    let bus = bus(&test);
+    let s = run_script(&bus).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(run_with(
+        test.store.clone(),
+        quick_options(&test.store, "live"),
+        read_models::all(),
+        async move {
+            stopped.await.ok();
+        },
+    ));
+    let appender = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            for i in 0..60 {
+                eventshop_tests::projections::deposit(&bus, s.customer, 1 + i).await;
+            }
+        })
+    };
+    for _ in 0..2 {
+        projectors::rebuild(
+            &test.store,
+            &read_models::all(),
+            3,
+            &projectors::indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .unwrap();
+    }
+    appender.await.unwrap();
+    wait_applied(&test.store, 30).await;
+    stop.send(()).ok();
+    runner.await.unwrap().unwrap();
+
+    let events = count(&test.store, "SELECT count(*) FROM events").await;
+    assert_eq!(
+        count(&test.store, "SELECT count(*) FROM rm_audit").await,
+        events
+    );
+    let balance = texts(
+        &test.store,
+        "SELECT CAST(balance AS text) FROM rm_wallets WHERE account_id = ? AND valid_to_position IS NULL",
+        &[&s.customer.to_string()],
+    )
+    .await;
+    // 7000 after the script, plus 1 + 2 + ... + 60.
+    assert_eq!(balance, vec![vec![(7000 + 60 * 61 / 2).to_string()]]);
+    let live = dump_all(&test.store).await;
     projectors::rebuild(
         &test.store,
         &read_models::all(),

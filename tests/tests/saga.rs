@@ -29,7 +29,13 @@ async fn deposit(api: &TestApi, account: &Account, amount: i64, currency: &str) 
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
 }
 
-async fn product(api: &TestApi, seller: &Account, price: i64, currency: &str, stock: u32) -> String {
+async fn product(
+    api: &TestApi,
+    seller: &Account,
+    price: i64,
+    currency: &str,
+    stock: u32,
+) -> String {
     let answer = api
         .post(
             "/api/v1/products",
@@ -74,7 +80,11 @@ async fn product_state(store: &Store, id: &str) -> Product {
 }
 
 async fn balance(store: &Store, account: &Account) -> i64 {
-    let wallet = store.load_current::<Wallet>(&account.id).await.unwrap().state;
+    let wallet = store
+        .load_current::<Wallet>(&account.id)
+        .await
+        .unwrap()
+        .state;
     wallet.balance().unwrap().amount
 }
 
@@ -100,12 +110,21 @@ async fn a_paid_order_is_reserved_charged_approved_and_committed(api: TestApi) {
     let mug = product(&api, &seller, 300, "EUR", 10).await;
 
     let placed = order(&api, &customer, &[(&kettle, 2), (&mug, 3)], "EUR").await;
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Approved]);
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Approved]
+    );
 
     let kettle_state = product_state(&store, &kettle).await;
-    assert_eq!((kettle_state.stock_on_hand(), kettle_state.stock_reserved()), (3, 0));
+    assert_eq!(
+        (kettle_state.stock_on_hand(), kettle_state.stock_reserved()),
+        (3, 0)
+    );
     let mug_state = product_state(&store, &mug).await;
-    assert_eq!((mug_state.stock_on_hand(), mug_state.stock_reserved()), (7, 0));
+    assert_eq!(
+        (mug_state.stock_on_hand(), mug_state.stock_reserved()),
+        (7, 0)
+    );
     assert_eq!(balance(&store, &customer).await, 10_000 - 3_900);
     assert_books_balance(&store, &[kettle, mug], std::slice::from_ref(&customer.id)).await;
 
@@ -123,7 +142,10 @@ async fn a_paid_order_is_reserved_charged_approved_and_committed(api: TestApi) {
         "OrderApproved",
         "ReservationCommitted",
     ] {
-        assert!(types.contains(&expected), "{expected} missing from {types:?}");
+        assert!(
+            types.contains(&expected),
+            "{expected} missing from {types:?}"
+        );
     }
     let system_events: Vec<_> = trace
         .events
@@ -149,10 +171,16 @@ async fn one_item_out_of_stock_among_three_rejects_the_order_and_releases_the_re
     let c = product(&api, &seller, 100, "EUR", 5).await;
 
     let placed = order(&api, &customer, &[(&a, 2), (&b, 3), (&c, 1)], "EUR").await;
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Rejected]);
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Rejected]
+    );
     for (id, on_hand) in [(&a, 5), (&b, 1), (&c, 5)] {
         let state = product_state(&store, id).await;
-        assert_eq!((state.stock_on_hand(), state.stock_reserved()), (on_hand, 0));
+        assert_eq!(
+            (state.stock_on_hand(), state.stock_reserved()),
+            (on_hand, 0)
+        );
     }
     assert_eq!(balance(&store, &customer).await, 50_000);
     assert_books_balance(&store, &[a, b, c], std::slice::from_ref(&customer.id)).await;
@@ -168,11 +196,18 @@ async fn insufficient_funds_cancel_the_order_and_release_the_stock(api: TestApi)
     let kettle = product(&api, &seller, 1_000, "EUR", 3).await;
 
     let placed = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Canceled]
+    );
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 999);
-    let wallet = store.load_current::<Wallet>(&customer.id).await.unwrap().state;
+    let wallet = store
+        .load_current::<Wallet>(&customer.id)
+        .await
+        .unwrap()
+        .state;
     assert_eq!(
         wallet.charge(placed.parse().unwrap()).map(|c| c.status),
         Some(ChargeStatus::Declined)
@@ -190,7 +225,10 @@ async fn a_wallet_in_another_currency_declines_and_cancels_the_order(api: TestAp
     let kettle = product(&api, &seller, 1_000, "USD", 3).await;
 
     let placed = order(&api, &customer, &[(&kettle, 1)], "USD").await;
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Canceled]
+    );
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 100_000);
@@ -210,7 +248,10 @@ async fn a_cancel_before_payment_releases_the_stock_and_charges_nothing(api: Tes
     cancel(&api, &customer, &placed).await;
 
     let saga = RunningSaga::start(&store, &api.test.settings);
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Canceled]
+    );
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
     assert_eq!(balance(&store, &customer).await, 10_000);
@@ -230,17 +271,31 @@ async fn a_cancel_after_capture_refunds_the_payment_and_releases_the_stock(api: 
 
     // Step the saga by hand until the payment is captured, before it approves the order.
     step_until(&store, &settings, || async {
-        let wallet = store.load_current::<Wallet>(&customer.id).await.unwrap().state;
+        let wallet = store
+            .load_current::<Wallet>(&customer.id)
+            .await
+            .unwrap()
+            .state;
         wallet.charge(order_id).map(|c| c.status) == Some(ChargeStatus::Captured)
     })
     .await;
-    assert_eq!(status(&store, &placed).await, Some(OrderStatus::AwaitingPayment));
+    assert_eq!(
+        status(&store, &placed).await,
+        Some(OrderStatus::AwaitingPayment)
+    );
     assert_eq!(balance(&store, &customer).await, 8_000);
     cancel(&api, &customer, &placed).await;
 
     let saga = RunningSaga::start(&store, &settings);
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
-    let wallet = store.load_current::<Wallet>(&customer.id).await.unwrap().state;
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Canceled]
+    );
+    let wallet = store
+        .load_current::<Wallet>(&customer.id)
+        .await
+        .unwrap()
+        .state;
     assert_eq!(
         wallet.charge(order_id).map(|c| c.status),
         Some(ChargeStatus::Refunded)
@@ -268,19 +323,34 @@ async fn an_order_awaiting_payment_past_its_deadline_is_canceled_and_released(ap
     })
     .await;
     let bus = eventstore_config::CommandBus::new(store.clone(), &settings);
-    assert_eq!(projectors::saga::expire_deadlines(&store, &bus).await.unwrap(), 0);
+    assert_eq!(
+        projectors::saga::expire_deadlines(&store, &bus)
+            .await
+            .unwrap(),
+        0
+    );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     // A restarted saga (its deadline worker) finds the stored deadline and cancels the order.
     let saga = RunningSaga::start(&store, &settings);
-    assert_eq!(settle(&store, std::slice::from_ref(&placed), SETTLE).await, vec![OrderStatus::Canceled]);
+    assert_eq!(
+        settle(&store, std::slice::from_ref(&placed), SETTLE).await,
+        vec![OrderStatus::Canceled]
+    );
     let state = product_state(&store, &kettle).await;
     assert_eq!((state.stock_on_hand(), state.stock_reserved()), (3, 0));
-    assert_eq!(balance(&store, &customer).await, 10_000, "a canceled order is not charged");
+    assert_eq!(
+        balance(&store, &customer).await,
+        10_000,
+        "a canceled order is not charged"
+    );
     let history = store.history("order", &placed).await.unwrap();
     let canceled = history.last().unwrap();
     assert_eq!(canceled.event_type, "OrderCanceled");
-    assert!(canceled.payload.to_string().contains("payment deadline passed"));
+    assert!(canceled
+        .payload
+        .to_string()
+        .contains("payment deadline passed"));
     assert_books_balance(&store, &[kettle], std::slice::from_ref(&customer.id)).await;
     saga.stop().await;
 }
@@ -295,7 +365,12 @@ async fn replaying_the_saga_from_the_start_appends_nothing(api: TestApi) {
     let approved = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
     let rejected = order(&api, &customer, &[(&kettle, 5)], "EUR").await;
     let declined = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
-    let _ = settle(&store, &[approved.clone(), rejected.clone(), declined.clone()], SETTLE).await;
+    let _ = settle(
+        &store,
+        &[approved.clone(), rejected.clone(), declined.clone()],
+        SETTLE,
+    )
+    .await;
     let _ = api; // keep the API (and its database) alive
     saga.stop().await;
     let head = store.head_position().await.unwrap();
@@ -307,11 +382,18 @@ async fn replaying_the_saga_from_the_start_appends_nothing(api: TestApi) {
     let saga = RunningSaga::start(&store, &api.test.settings);
     let deadline = std::time::Instant::now() + SETTLE;
     while !saga_caught_up(&store).await {
-        assert!(std::time::Instant::now() < deadline, "replay did not finish");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replay did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     saga.stop().await;
-    assert_eq!(store.head_position().await.unwrap(), head, "the replay appended events");
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        head,
+        "the replay appended events"
+    );
     let after = projectors::saga::trace::order_trace(&store, approved.parse().unwrap())
         .await
         .unwrap();
@@ -343,8 +425,14 @@ async fn a_hundred_customers_racing_for_the_last_ten_units_get_exactly_ten(api: 
     .await;
 
     let statuses = settle(&store, &orders, Duration::from_secs(120)).await;
-    let approved = statuses.iter().filter(|s| **s == OrderStatus::Approved).count();
-    let rejected = statuses.iter().filter(|s| **s == OrderStatus::Rejected).count();
+    let approved = statuses
+        .iter()
+        .filter(|s| **s == OrderStatus::Approved)
+        .count();
+    let rejected = statuses
+        .iter()
+        .filter(|s| **s == OrderStatus::Rejected)
+        .count();
     assert_eq!((approved, rejected), (10, 90));
 
     let state = product_state(&store, &kettle).await;
@@ -353,7 +441,11 @@ async fn a_hundred_customers_racing_for_the_last_ten_units_get_exactly_ten(api: 
     let mut folded = Product::default();
     for event in store.history("product", &kettle).await.unwrap() {
         folded.apply(event.decode::<ProductEvent>().unwrap());
-        assert!(folded.stock_reserved() <= folded.stock_on_hand(), "at position {}", event.position);
+        assert!(
+            folded.stock_reserved() <= folded.stock_on_hand(),
+            "at position {}",
+            event.position
+        );
     }
     let wallets: Vec<String> = customers.iter().map(|c| c.id.clone()).collect();
     assert_books_balance(&store, &[kettle], &wallets).await;

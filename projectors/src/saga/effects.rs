@@ -184,7 +184,9 @@ async fn order_command(
     metadata: &EventMetadata,
 ) -> Result<Done, BoxError> {
     let result = bus.execute::<Order>(order_id, command, &(), metadata).await;
-    outcome(result, |e| matches!(e, OrderError::InvalidTransition { .. }))
+    outcome(result, |e| {
+        matches!(e, OrderError::InvalidTransition { .. })
+    })
 }
 
 async fn wallet_command(
@@ -193,7 +195,9 @@ async fn wallet_command(
     command: WalletCommand,
     metadata: &EventMetadata,
 ) -> Result<Done, BoxError> {
-    let result = bus.execute::<Wallet>(wallet_id, command, &(), metadata).await;
+    let result = bus
+        .execute::<Wallet>(wallet_id, command, &(), metadata)
+        .await;
     outcome(result, |e| {
         matches!(
             e,

@@ -54,12 +54,11 @@ pub async fn order_trace(store: &Store, order_id: Uuid) -> anyhow::Result<OrderT
             .await?,
         ),
         Store::Sqlite(pool) => {
-            let saga = sqlx::query_as(
-                "SELECT step, correlation_id FROM order_sagas WHERE order_id = ?",
-            )
-            .bind(&id)
-            .fetch_optional(pool)
-            .await?;
+            let saga =
+                sqlx::query_as("SELECT step, correlation_id FROM order_sagas WHERE order_id = ?")
+                    .bind(&id)
+                    .fetch_optional(pool)
+                    .await?;
             let rows: Vec<(i64, String, String, serde_json::Value, String)> = sqlx::query_as(
                 "SELECT global_position, event_type, step, commands, recorded_at \
                    FROM order_saga_steps WHERE order_id = ? ORDER BY global_position",
@@ -95,13 +94,15 @@ pub async fn order_trace(store: &Store, order_id: Uuid) -> anyhow::Result<OrderT
         correlation_id,
         steps: steps
             .into_iter()
-            .map(|(position, event_type, step, commands, recorded_at)| TraceStep {
-                position,
-                event_type,
-                step,
-                commands,
-                recorded_at,
-            })
+            .map(
+                |(position, event_type, step, commands, recorded_at)| TraceStep {
+                    position,
+                    event_type,
+                    step,
+                    commands,
+                    recorded_at,
+                },
+            )
             .collect(),
         events,
     })

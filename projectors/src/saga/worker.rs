@@ -49,7 +49,7 @@ impl SagaOptions {
         Self {
             batch: 200,
             poll: Duration::from_millis(100),
-            concurrency: 16,
+            concurrency: 32,
             payment_timeout: Duration::from_secs(settings.payment_timeout_secs),
             owner: lease::owner_id(),
         }
@@ -57,7 +57,9 @@ impl SagaOptions {
 }
 
 /// The saga's decoding of a stored event: `Some` if it concerns an order's saga.
-pub fn saga_event(event: &StoredEvent) -> Result<Option<(Uuid, SagaEvent)>, eventstore_config::ReadError> {
+pub fn saga_event(
+    event: &StoredEvent,
+) -> Result<Option<(Uuid, SagaEvent)>, eventstore_config::ReadError> {
     let decoded = match event.aggregate_type.as_str() {
         "order" => SagaEvent::Order(event.decode::<OrderEvent>()?),
         "product" => {
@@ -598,7 +600,9 @@ pub async fn run_with_projections(
     .await;
     match saga.await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "the saga ended with an error"),
+        Ok(Err(error)) => {
+            tracing::error!(error = %format!("{error:#}"), "the saga ended with an error")
+        }
         Err(error) => tracing::error!(%error, "the saga panicked"),
     }
     listener.await.ok();
