@@ -337,7 +337,16 @@ async fn work(
                     let events = store.read_after(cp, options.batch).await?;
                     // Apply what comes before the failing event, then park it and stop.
                     if index > 0 {
-                        apply_events(store, projection, cp, &events[..index]).await?;
+                        match apply_events(store, projection, cp, &events[..index]).await? {
+                            Step::Applied(..) => {}
+                            // Someone else moved the checkpoint: start over from there.
+                            Step::Moved(next) => {
+                                cp = next;
+                                attempts = 0;
+                                continue;
+                            }
+                            Step::Idle => {}
+                        }
                     }
                     let failing = events
                         .iter()

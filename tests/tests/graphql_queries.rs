@@ -432,6 +432,17 @@ async fn a_customer_cannot_read_or_list_another_customers_order(gql: TestGraphql
         .query(&s.bob.token, list, json!({"account": s.alice.id}))
         .await;
     assert_eq!(filtered.data()["orders"]["edges"], json!([]));
+    let canceled = gql
+        .query(
+            &s.admin.token,
+            "{ orders(status: CANCELED) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        canceled.data()["orders"]["edges"],
+        json!([{"node": {"id": s.bob_order}}])
+    );
     let all = gql.query(&s.admin.token, list, json!({})).await;
     let ids: Vec<&Value> = all.data()["orders"]["edges"]
         .as_array()
@@ -652,6 +663,47 @@ async fn audit_lists_an_actors_commands_in_order(gql: TestGraphql) {
     assert_eq!(others.codes(), vec!["FORBIDDEN"]);
 }
 
+async fn the_audit_index_the_cli_prints_filters_by_actor_resource_and_time(gql: TestGraphql) {
+    let s = script(&gql).await;
+    let store = gql.store();
+    let everything = query_api::audit(store, &query_api::AuditFilter::default(), 0, 1000)
+        .await
+        .expect("audit");
+    let head = store.head_position().await.expect("head");
+    assert_eq!(everything.last().map(|e| e.position), Some(head));
+    let alices = query_api::AuditFilter {
+        actor: Some(s.alice.id.clone()),
+        ..Default::default()
+    };
+    let by_actor = query_api::audit(store, &alices, 0, 1000)
+        .await
+        .expect("audit");
+    let expected: Vec<_> = everything
+        .iter()
+        .filter(|e| e.actor.as_deref() == Some(s.alice.id.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(by_actor, expected);
+    let window = query_api::AuditFilter {
+        resource_type: Some("order".into()),
+        resource_id: Some(s.alice_order.clone()),
+        from: Some(s.order_times[0]),
+        to: Some(s.order_times[1]),
+        ..Default::default()
+    };
+    let types: Vec<String> = query_api::audit(store, &window, 0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["OrderPlaced", "OrderAwaitingPayment"]);
+    let after_first = query_api::audit(store, &alices, by_actor[0].position, 1)
+        .await
+        .expect("audit");
+    assert_eq!(after_first, by_actor[1..2]);
+}
+
 async fn me_wallet_and_projections_answer_for_their_callers(gql: TestGraphql) {
     let s = script(&gql).await;
     let me = gql
@@ -797,6 +849,7 @@ graphql_tests!(
     a_grant_or_revoke_takes_effect_on_the_next_query,
     history_lists_an_orders_events_with_metadata,
     audit_lists_an_actors_commands_in_order,
+    the_audit_index_the_cli_prints_filters_by_actor_resource_and_time,
     me_wallet_and_projections_answer_for_their_callers,
     errors_carry_codes_for_unauthenticated_missing_and_malformed_requests,
     too_deep_or_too_complex_queries_are_rejected,
