@@ -4,6 +4,7 @@
 use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
+use crate::db::Sql;
 use crate::error::{GqlResult, OrInternal};
 use crate::loaders::{AccountKey, ProductKey};
 use crate::request::RequestData;
@@ -119,6 +120,7 @@ impl OrderItem {
 
 /// An order.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub struct Order {
     /// Order id.
     pub id: ID,
@@ -138,6 +140,64 @@ pub struct Order {
     pub placed_at: DateTime<Utc>,
     /// The order aggregate's version.
     pub version: i64,
+}
+
+#[ComplexObject]
+impl Order {
+    /// The order saga's progress (reservation, payment, approval or compensation): where it
+    /// stands now and every step it took. Null until the saga has seen the order.
+    async fn saga(&self, ctx: &Context<'_>) -> GqlResult<Option<OrderSaga>> {
+        let data = ctx.data_unchecked::<RequestData>();
+        let id = self.id.to_string();
+        let current: Option<(String,)> = Sql::new("SELECT step FROM order_sagas WHERE order_id = ")
+            .bind(id.clone())
+            .fetch_optional(&data.store)
+            .await
+            .or_internal()?;
+        let Some((step,)) = current else {
+            return Ok(None);
+        };
+        let history: Vec<(i64, String, String)> = Sql::new(
+            "SELECT global_position, event_type, step FROM order_saga_steps WHERE order_id = ",
+        )
+        .bind(id)
+        .push(" ORDER BY global_position")
+        .fetch_all(&data.store)
+        .await
+        .or_internal()?;
+        Ok(Some(OrderSaga {
+            step,
+            history: history
+                .into_iter()
+                .map(|(position, event_type, step)| SagaStep {
+                    position,
+                    event_type,
+                    step,
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// An order saga's progress.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct OrderSaga {
+    /// The current step: reserving, reserved, charging, captured, committing, completed,
+    /// compensating, rejected or canceled.
+    pub step: String,
+    /// The steps taken, in log order.
+    pub history: Vec<SagaStep>,
+}
+
+/// One step of an order saga: the event it reacted to and where that left the saga.
+#[derive(Debug, Clone, SimpleObject)]
+pub struct SagaStep {
+    /// Global position of the event.
+    pub position: i64,
+    /// Its type.
+    pub event_type: String,
+    /// The saga's step after it.
+    pub step: String,
 }
 
 /// A product and its stock.

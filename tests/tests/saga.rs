@@ -451,3 +451,61 @@ async fn a_hundred_customers_racing_for_the_last_ten_units_get_exactly_ten(api: 
     assert_books_balance(&store, &[kettle], &wallets).await;
     saga.stop().await;
 }
+
+mod graphql {
+    //! The saga's progress is visible through the query API.
+    use super::*;
+    use eventshop_tests::graphql::TestGraphql;
+
+    async fn the_saga_step_and_history_are_readable_on_the_order(gql: TestGraphql) {
+        let api = &gql.api;
+        let store = api.store().clone();
+        let saga = RunningSaga::start(&store, &api.test.settings);
+        let seller = api.register("seller").await;
+        let customer = api.register("customer").await;
+        deposit(api, &customer, 5_000, "EUR").await;
+        let kettle = product(api, &seller, 1_000, "EUR", 3).await;
+        let placed = order(api, &customer, &[(&kettle, 1)], "EUR").await;
+        let _ = settle(&store, std::slice::from_ref(&placed), SETTLE).await;
+        saga.stop().await;
+        gql.project().await;
+
+        let answer = gql
+            .query(
+                &customer.token,
+                "query($id: ID!) { order(id: $id) { status saga { step history { position eventType step } } } }",
+                json!({"id": placed}),
+            )
+            .await;
+        let order = &answer.data()["order"];
+        assert_eq!(order["status"], "APPROVED");
+        assert_eq!(order["saga"]["step"], "completed");
+        let steps: Vec<&str> = order["saga"]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["eventType"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                "OrderPlaced",
+                "StockReserved",
+                "OrderAwaitingPayment",
+                "PaymentCaptured",
+                "OrderApproved",
+                "ReservationCommitted"
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_the_saga_step_and_history_are_readable_on_the_order() {
+        the_saga_step_and_history_are_readable_on_the_order(TestGraphql::postgres().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_the_saga_step_and_history_are_readable_on_the_order() {
+        the_saga_step_and_history_are_readable_on_the_order(TestGraphql::sqlite().await).await;
+    }
+}
