@@ -46,10 +46,6 @@ pub async fn statuses(store: &Store) -> anyhow::Result<Vec<ProjectionStatus>> {
 
 /// The status of projection `name`.
 pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<ProjectionStatus> {
-    let cp = sql::read_checkpoint(store, name).await?;
-    let (lag_events, oldest) = sql::events_after(store, cp).await?;
-    let lag_seconds =
-        oldest.map(|t: DateTime<Utc>| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
     let held = lease::is_held(store, name).await?;
     let rebuild = rebuild_checkpoint(name);
     let (row, rebuilding, dead_letters) = match store {
@@ -106,6 +102,12 @@ pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<P
     };
     let (stored_state, owner, last_error): (String, Option<String>, Option<String>) =
         row.unwrap_or_else(|| ("idle".into(), None, None));
+    // Read the checkpoint only after the state: a worker commits its checkpoint before it
+    // records a state such as `stuck`, so a status never pairs a new state with an old position.
+    let cp = sql::read_checkpoint(store, name).await?;
+    let (lag_events, oldest) = sql::events_after(store, cp).await?;
+    let lag_seconds =
+        oldest.map(|t: DateTime<Utc>| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
     let state = if stored_state == "stuck" {
         "stuck"
     } else if rebuilding {
