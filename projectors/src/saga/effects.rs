@@ -111,8 +111,12 @@ pub async fn execute(
         )
         .await
         .map_err(fail)?,
-        // A canceled order is not charged (the log may be behind the order's state).
-        SagaCommand::Charge { .. } if !awaiting_payment(bus, &order).await.map_err(fail)? => {
+        // A canceled order is not charged (the log may be behind the order's state), nor one
+        // whose payment deadline has passed (the deadline worker cancels it).
+        SagaCommand::Charge { .. }
+            if !awaiting_payment(bus, &order).await.map_err(fail)?
+                || deadline_passed(bus, &order).await.map_err(fail)? =>
+        {
             Done::AlreadyDone
         }
         SagaCommand::Charge { amount } => wallet_command(
@@ -139,6 +143,31 @@ pub async fn execute(
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn deadline_passed(bus: &CommandBus, order_id: &str) -> Result<bool, BoxError> {
+    let now = chrono::Utc::now();
+    let passed: i64 = match bus.store() {
+        eventstore_config::Store::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM saga_deadlines WHERE order_id = $1 AND due_at <= $2",
+            )
+            .bind(order_id)
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+        }
+        eventstore_config::Store::Sqlite(pool) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM saga_deadlines WHERE order_id = ? AND due_at <= ?",
+            )
+            .bind(order_id)
+            .bind(crate::sql::sqlite_time(now))
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    Ok(passed > 0)
+}
 
 async fn awaiting_payment(bus: &CommandBus, order_id: &str) -> Result<bool, BoxError> {
     let order = bus.store().load_current::<Order>(order_id).await?;
