@@ -354,3 +354,10 @@ enum BoundValue {
 pub(crate) fn sqlite_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
+
+/// A time in the fixed-width text form the SQLite read-model tables use (microseconds, `Z`), so
+/// that text comparison is time comparison. Written by the projectors and bound by the query API:
+/// one definition keeps writer and readers in step.
+pub fn sqlite_read_model_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}

@@ -34,9 +34,7 @@ pub enum BatchError {
 
 /// A time as SQLite read-model columns store it: fixed-width text with microseconds and `Z`,
 /// so that text order is time order. Readers must bind times in this form.
-pub fn sqlite_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
+pub use eventstore_config::log::sqlite_read_model_time as sqlite_time;
 
 fn parse_sqlite_time(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(s)

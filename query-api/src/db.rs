@@ -40,10 +40,8 @@ impl From<DateTime<Utc>> for Arg {
 }
 
 /// A time as the SQLite read-model tables store it (fixed-width text with microseconds, so
-/// text order is time order): the projectors' `sqlite_time` format.
-pub(crate) fn sqlite_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
+/// text order is time order), defined once in `eventstore-config` for the projectors and us.
+pub(crate) use eventstore_config::log::sqlite_read_model_time as sqlite_time;
 
 /// A query being built: text and arguments stay in step because [`Sql::bind`] writes the
 /// placeholder and records its value together.
