@@ -11,6 +11,7 @@
 //! * [`lease`], [`rebuild`], [`status`].
 #![forbid(unsafe_code)]
 
+mod bulk;
 pub mod lease;
 pub mod model;
 pub mod read_models;

@@ -8,10 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventstore_config::{Checkpoint, Store};
+use anyhow::Context;
+use eventstore_config::{Checkpoint, Store, StoredEvent};
 use indicatif::ProgressBar;
 use sqlx::Row;
+use tokio::sync::mpsc;
 
+use crate::bulk;
 use crate::model::{Projection, TableDef};
 use crate::runner::set_state;
 use crate::sql::{BatchError, Tx};
@@ -29,25 +32,38 @@ pub fn rebuild_checkpoint(name: &str) -> String {
 pub struct RebuildReport {
     /// Events replayed before the swap.
     pub events: u64,
-    /// Time spent replaying (without the swap).
+    /// Time spent replaying (without the swap), index builds included.
     pub replay: Duration,
+    /// Of `replay`, the time spent building the copies' indexes after the load.
+    pub indexes: Duration,
     /// Time spent in the swap transactions (catch-up included).
     pub swap: Duration,
     /// Each projection's checkpoint after the swap.
     pub checkpoints: Vec<(&'static str, Checkpoint)>,
 }
 
-/// Rebuilds `projections` together (one read of the log, one transaction per batch), then
-/// swaps each in. `progress` gets the head position as length and each batch's size.
+/// Rebuilds `projections` together (one read of the log, pipelined), then swaps each in.
+/// `progress` gets the head position as length and each batch's size.
+///
+/// The replay writes through [`bulk`]: each projection folds every batch in memory (keeping its
+/// entities' open row versions there) in its own task and writes each row version once, into
+/// copies without indexes on PostgreSQL; the indexes are built when the replay ends, before the
+/// swap catches the copies up through the live write path.
 pub async fn rebuild(
     store: &Store,
     projections: &[Arc<dyn Projection>],
     batch: u32,
     progress: &ProgressBar,
 ) -> anyhow::Result<RebuildReport> {
+    let mut indexes = Vec::new();
     for projection in projections {
         for table in projection.tables() {
             create_copy(store, table).await?;
+            let copy = format!("{}{SUFFIX}", table.name);
+            let saved = bulk::drop_indexes(store, &copy)
+                .await
+                .with_context(|| format!("dropping the indexes of {copy} for the load"))?;
+            indexes.push(saved);
         }
         let mut tx = Tx::begin(store).await?;
         tx.write_checkpoint(&rebuild_checkpoint(projection.name()), Checkpoint::START)
@@ -56,38 +72,43 @@ pub async fn rebuild(
     }
     progress.set_length(store.head_position().await?.max(0) as u64);
     let started = Instant::now();
+    let mut feeds = Vec::new();
+    let mut writers = Vec::new();
+    for projection in projections {
+        let (feed, batches) = mpsc::channel(2);
+        feeds.push(feed);
+        writers.push(tokio::spawn(replay(
+            store.clone(),
+            projection.clone(),
+            batches,
+        )));
+    }
     let mut events_done = 0u64;
-    // Pipelined: the next batch is read while the current one is applied; each projection
-    // applies the batch in its own transaction (with its own rebuild checkpoint), concurrently.
+    // Pipelined: the next batch is read while the writers fold and write the current one.
     let mut reading = Some(spawn_read(store, Checkpoint::START, batch));
-    while let Some(handle) = reading.take() {
+    'read: while let Some(handle) = reading.take() {
         let events = Arc::new(handle.await??);
         let Some(last) = events.last() else { break };
-        let cp = last.checkpoint();
-        let full = events.len() == batch as usize;
-        if full {
-            reading = Some(spawn_read(store, cp, batch));
+        if events.len() == batch as usize {
+            reading = Some(spawn_read(store, last.checkpoint(), batch));
         }
-        let mut writers = Vec::new();
-        for projection in projections {
-            let (store, projection, events) = (store.clone(), projection.clone(), events.clone());
-            writers.push(tokio::spawn(async move {
-                let mut tx = Tx::begin(&store).await?;
-                tx.apply(&*projection, &events, SUFFIX)
-                    .await
-                    .map_err(|e| describe(projection.name(), e))?;
-                tx.write_checkpoint(&rebuild_checkpoint(projection.name()), cp)
-                    .await?;
-                tx.commit().await?;
-                anyhow::Ok(())
-            }));
-        }
-        for writer in writers {
-            writer.await??;
+        for feed in &feeds {
+            if feed.send(events.clone()).await.is_err() {
+                break 'read; // that writer failed: its error is reported below
+            }
         }
         events_done += events.len() as u64;
         progress.inc(events.len() as u64);
     }
+    drop(feeds);
+    for writer in writers {
+        writer.await??;
+    }
+    let indexing = Instant::now();
+    bulk::build_indexes(store, indexes)
+        .await
+        .context("building the rebuilt tables' indexes")?;
+    let indexes = indexing.elapsed();
     let replay = started.elapsed();
     let started = Instant::now();
     let mut checkpoints = Vec::new();
@@ -98,9 +119,41 @@ pub async fn rebuild(
     Ok(RebuildReport {
         events: events_done,
         replay,
+        indexes,
         swap: started.elapsed(),
         checkpoints,
     })
+}
+
+/// One projection's replay: folds each batch, writes the finished rows and the rebuild
+/// checkpoint in one transaction; at the end writes the rows still open.
+async fn replay(
+    store: Store,
+    projection: Arc<dyn Projection>,
+    mut batches: mpsc::Receiver<Arc<Vec<StoredEvent>>>,
+) -> anyhow::Result<()> {
+    let name = projection.name();
+    let mut state = bulk::Replay::new(&*projection);
+    while let Some(events) = batches.recv().await {
+        let Some(last) = events.last() else { continue };
+        let finished = state
+            .step(&*projection, &events)
+            .map_err(|e| describe(name, e.into()))?;
+        let mut tx = bulk::begin(&store).await?;
+        bulk::write(&mut tx, &finished, SUFFIX)
+            .await
+            .with_context(|| format!("writing the rebuild of {name}"))?;
+        tx.write_checkpoint(&rebuild_checkpoint(name), last.checkpoint())
+            .await?;
+        tx.commit().await?;
+    }
+    let finished = state.finish(&*projection);
+    let mut tx = bulk::begin(&store).await?;
+    bulk::write(&mut tx, &finished, SUFFIX)
+        .await
+        .with_context(|| format!("writing the current rows of {name}"))?;
+    tx.commit().await?;
+    Ok(())
 }
 
 fn spawn_read(

@@ -267,7 +267,7 @@ impl Tx {
         Ok(())
     }
 
-    async fn insert(
+    pub(crate) async fn insert(
         &mut self,
         table: &TableDef,
         suffix: &str,

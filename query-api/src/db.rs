@@ -1,6 +1,8 @@
 //! Runtime-checked SQL over either store: one query text with `?` placeholders (rewritten to
 //! `$n` for PostgreSQL), typed arguments, and times bound in each store's stored form.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, Utc};
 use eventstore_config::Store;
 use sqlx::postgres::PgRow;
@@ -42,6 +44,15 @@ impl From<DateTime<Utc>> for Arg {
 /// A time as the SQLite read-model tables store it (fixed-width text with microseconds, so
 /// text order is time order), defined once in `eventstore-config` for the projectors and us.
 pub(crate) use eventstore_config::log::sqlite_read_model_time as sqlite_time;
+
+/// Read-model statements run through [`Sql`] since the process started.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many read-model SQL statements the query API has run in this process (DataLoaders keep
+/// a page's count constant; tests count with it).
+pub fn statements_run() -> u64 {
+    STATEMENTS.load(Ordering::Relaxed)
+}
 
 /// A query being built: text and arguments stay in step because [`Sql::bind`] writes the
 /// placeholder and records its value together.
@@ -127,6 +138,7 @@ impl Sql {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
         match store {
             Store::Postgres(pool) => {
                 let text = self.postgres_text();

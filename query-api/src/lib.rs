@@ -35,6 +35,7 @@ use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use eventstore_config::Store;
 
 pub use auth::{AuthError, Authenticator, Caller};
+pub use db::statements_run;
 pub use error::Code;
 pub use reads::{audit, AuditFilter};
 pub use types::AuditEntry;

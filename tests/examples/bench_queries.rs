@@ -22,6 +22,10 @@ use eventstore_config::{EventMetadata, Settings, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+// The same allocator as the eventshop binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CONCURRENCY: usize = 32;
 const PRODUCTS: usize = 200;
 const ORDERS: usize = 50;
