@@ -111,6 +111,28 @@ async fn texts(store: &Store, sql: &str, binds: &[&str]) -> Vec<Vec<String>> {
     }
 }
 
+/// Every index and key constraint of the read-model tables, without their names (a rebuild's
+/// copies get new ones): table, definition. Sorted. (No `?` in the SQL: `texts` rewrites it.)
+async fn index_shapes(store: &Store) -> Vec<Vec<String>> {
+    let sql = match store {
+        Store::Postgres(_) => {
+            "SELECT tablename::text, \
+                    regexp_replace(indexdef, '^CREATE (UNIQUE |)INDEX \\S+ ON \\S+', 'CREATE \\1INDEX ON') \
+               FROM pg_indexes WHERE tablename LIKE 'rm\\_%' \
+             UNION ALL \
+             SELECT conrelid::regclass::text, contype::text || ' ' || pg_get_constraintdef(oid) \
+               FROM pg_constraint WHERE conrelid::regclass::text LIKE 'rm\\_%' \
+             ORDER BY 1, 2"
+        }
+        Store::Sqlite(_) => {
+            "SELECT tbl_name, substr(sql, instr(sql, ' ON ')) FROM sqlite_master \
+              WHERE type = 'index' AND tbl_name LIKE 'rm\\_%' ESCAPE '\\' AND sql IS NOT NULL \
+              ORDER BY 1, 2"
+        }
+    };
+    texts(store, sql, &[]).await
+}
+
 async fn count(store: &Store, sql: &str) -> i64 {
     match store {
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
@@ -326,6 +348,8 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(test: TestStore) {
     run_script(&bus(&test)).await;
     catch_up_all(&test.store).await;
     let live = dump_all(&test.store).await;
+    let indexes = index_shapes(&test.store).await;
+    assert!(indexes.len() >= 14, "{indexes:?}");
     let report = projectors::rebuild(
         &test.store,
         &read_models::all(),
@@ -347,6 +371,9 @@ async fn a_rebuild_swaps_in_tables_equal_to_the_live_ones(test: TestStore) {
     .await
     .unwrap();
     assert_eq!(dump_all(&test.store).await, live);
+    // The swapped-in tables have every index and key constraint the live ones had (the
+    // PostgreSQL rebuild drops the copies' indexes for the load and builds them afterwards).
+    assert_eq!(index_shapes(&test.store).await, indexes);
 }
 
 async fn events_appended_after_a_rebuild_are_applied_by_the_live_worker(test: TestStore) {
