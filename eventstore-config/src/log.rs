@@ -139,6 +139,25 @@ where
     })
 }
 
+/// [`Store::read_after`] on SQLite through `executor` — also a connection inside a transaction:
+/// a writer holding SQLite's (database-wide) write lock must read through its own connection,
+/// since every other pooled connection may be waiting for that lock.
+pub async fn read_after_sqlite<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    checkpoint: Checkpoint,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, ReadError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(checkpoint.position)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(executor)
+        .await?;
+    Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+}
+
 impl Store {
     /// Up to `limit` events after `checkpoint`, in commit-safe order: every committed event is
     /// returned exactly once over successive calls that pass the last event's checkpoint.
@@ -165,18 +184,7 @@ impl Store {
                     .await?;
                 Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
             }
-            Store::Sqlite(pool) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE global_position > ? \
-                      ORDER BY global_position LIMIT ?"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(checkpoint.position)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
-            }
+            Store::Sqlite(pool) => read_after_sqlite(pool, checkpoint, limit as u32).await,
         }
     }
 

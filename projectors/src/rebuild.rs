@@ -46,9 +46,10 @@ pub struct RebuildReport {
 /// `progress` gets the head position as length and each batch's size.
 ///
 /// The replay writes through [`bulk`]: each projection folds every batch in memory (keeping its
-/// entities' open row versions there) in its own task and writes each row version once, into
-/// copies without indexes on PostgreSQL; the indexes are built when the replay ends, before the
-/// swap catches the copies up through the live write path.
+/// entities' open row versions there) and writes each row version once — on PostgreSQL in its
+/// own task, concurrently, into copies without indexes (built when the replay ends); on SQLite
+/// all projections' rows of a batch in one transaction. Then the swap catches the copies up
+/// through the live write path.
 pub async fn rebuild(
     store: &Store,
     projections: &[Arc<dyn Projection>],
@@ -72,6 +73,39 @@ pub async fn rebuild(
     }
     progress.set_length(store.head_position().await?.max(0) as u64);
     let started = Instant::now();
+    let events_done = match store {
+        Store::Postgres(_) => replay_concurrently(store, projections, batch, progress).await?,
+        Store::Sqlite(_) => replay_in_turn(store, projections, batch, progress).await?,
+    };
+    let indexing = Instant::now();
+    bulk::build_indexes(store, indexes)
+        .await
+        .context("building the rebuilt tables' indexes")?;
+    let indexes = indexing.elapsed();
+    let replay = started.elapsed();
+    let started = Instant::now();
+    let mut checkpoints = Vec::new();
+    for projection in projections {
+        checkpoints.push((projection.name(), swap(store, &**projection, batch).await?));
+    }
+    progress.finish();
+    Ok(RebuildReport {
+        events: events_done,
+        replay,
+        indexes,
+        swap: started.elapsed(),
+        checkpoints,
+    })
+}
+
+/// PostgreSQL: one task per projection folds and writes (`COPY`) each batch in its own
+/// transaction, concurrently, while the next batch is read. Returns the events replayed.
+async fn replay_concurrently(
+    store: &Store,
+    projections: &[Arc<dyn Projection>],
+    batch: u32,
+    progress: &ProgressBar,
+) -> anyhow::Result<u64> {
     let mut feeds = Vec::new();
     let mut writers = Vec::new();
     for projection in projections {
@@ -104,25 +138,57 @@ pub async fn rebuild(
     for writer in writers {
         writer.await??;
     }
-    let indexing = Instant::now();
-    bulk::build_indexes(store, indexes)
-        .await
-        .context("building the rebuilt tables' indexes")?;
-    let indexes = indexing.elapsed();
-    let replay = started.elapsed();
-    let started = Instant::now();
-    let mut checkpoints = Vec::new();
-    for projection in projections {
-        checkpoints.push((projection.name(), swap(store, &**projection, batch).await?));
+    Ok(events_done)
+}
+
+/// SQLite (one writer at a time): every projection folds the batch, then ONE transaction writes
+/// all their rows and rebuild checkpoints — one write lock per batch, so commands appended
+/// meanwhile are not starved of it. Returns the events replayed.
+async fn replay_in_turn(
+    store: &Store,
+    projections: &[Arc<dyn Projection>],
+    batch: u32,
+    progress: &ProgressBar,
+) -> anyhow::Result<u64> {
+    let mut states: Vec<bulk::Replay> = projections
+        .iter()
+        .map(|p| bulk::Replay::new(&**p))
+        .collect();
+    let mut events_done = 0u64;
+    let mut reading = Some(spawn_read(store, Checkpoint::START, batch));
+    while let Some(handle) = reading.take() {
+        let events = handle.await??;
+        let Some(last) = events.last() else { break };
+        if events.len() == batch as usize {
+            reading = Some(spawn_read(store, last.checkpoint(), batch));
+        }
+        let mut finished = Vec::new();
+        for (projection, state) in projections.iter().zip(&mut states) {
+            let rows = state
+                .step(&**projection, &events)
+                .map_err(|e| describe(projection.name(), e.into()))?;
+            finished.push(rows);
+        }
+        let mut tx = bulk::begin(store).await?;
+        for (projection, rows) in projections.iter().zip(&finished) {
+            bulk::write(&mut tx, rows, SUFFIX)
+                .await
+                .with_context(|| format!("writing the rebuild of {}", projection.name()))?;
+            tx.write_checkpoint(&rebuild_checkpoint(projection.name()), last.checkpoint())
+                .await?;
+        }
+        tx.commit().await?;
+        events_done += events.len() as u64;
+        progress.inc(events.len() as u64);
     }
-    progress.finish();
-    Ok(RebuildReport {
-        events: events_done,
-        replay,
-        indexes,
-        swap: started.elapsed(),
-        checkpoints,
-    })
+    let mut tx = bulk::begin(store).await?;
+    for (projection, state) in projections.iter().zip(states) {
+        bulk::write(&mut tx, &state.finish(&**projection), SUFFIX)
+            .await
+            .with_context(|| format!("writing the current rows of {}", projection.name()))?;
+    }
+    tx.commit().await?;
+    Ok(events_done)
 }
 
 /// One projection's replay: folds each batch, writes the finished rows and the rebuild
@@ -183,7 +249,11 @@ async fn swap(
     tx.lock_checkpoint(name).await?;
     let mut cp = tx.lock_checkpoint(&rebuild_name).await?;
     loop {
-        let events = store.read_after(cp, batch).await?;
+        let events = match &mut tx {
+            Tx::Pg(_) => store.read_after(cp, batch).await?,
+            // Holding SQLite's write lock: read through the same connection.
+            Tx::Sqlite(t) => eventstore_config::log::read_after_sqlite(&mut **t, cp, batch).await?,
+        };
         let Some(last) = events.last() else { break };
         tx.apply(projection, &events, SUFFIX)
             .await
