@@ -15,7 +15,8 @@ use sqlx::Row;
 use crate::model::{FoldError, Projection, TableDef, Val};
 use crate::sql::{column_list, Tx};
 
-/// Offsets of the history columns after an entity table's state columns.
+/// Offsets, after an entity table's state columns, of `valid_to_position` and `valid_to` in
+/// [`HISTORY_COLUMNS`](crate::model::HISTORY_COLUMNS).
 const VALID_TO_POSITION: usize = 3;
 const VALID_TO: usize = 5;
 
@@ -285,6 +286,13 @@ pub(crate) async fn build_indexes(store: &Store, tables: Vec<Indexes>) -> anyhow
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn the_closing_offsets_name_the_valid_to_columns() {
+        use crate::model::HISTORY_COLUMNS;
+        assert_eq!(HISTORY_COLUMNS[VALID_TO_POSITION].name, "valid_to_position");
+        assert_eq!(HISTORY_COLUMNS[VALID_TO].name, "valid_to");
+    }
 
     #[test]
     fn copy_text_escapes_separators_and_writes_nulls_as_backslash_n() {

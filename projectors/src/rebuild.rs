@@ -111,7 +111,7 @@ async fn replay_concurrently(
     for projection in projections {
         let (feed, batches) = mpsc::channel(2);
         feeds.push(feed);
-        writers.push(tokio::spawn(replay(
+        writers.push(tokio::spawn(replay_one(
             store.clone(),
             projection.clone(),
             batches,
@@ -193,7 +193,7 @@ async fn replay_in_turn(
 
 /// One projection's replay: folds each batch, writes the finished rows and the rebuild
 /// checkpoint in one transaction; at the end writes the rows still open.
-async fn replay(
+async fn replay_one(
     store: Store,
     projection: Arc<dyn Projection>,
     mut batches: mpsc::Receiver<Arc<Vec<StoredEvent>>>,
