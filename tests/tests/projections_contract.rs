@@ -54,6 +54,20 @@ fn bus(test: &TestStore) -> CommandBus {
 
 /// Runs `sql` (with `?` placeholders, rewritten to `$n` for PostgreSQL) binding text values, and
 /// returns the first column of each row as text (NULL as "NULL").
+fn row_texts<R: Row>(row: &R) -> Vec<String>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<Option<String>, _>(i)
+                .unwrap()
+                .unwrap_or("NULL".into())
+        })
+        .collect()
+}
+
 async fn texts(store: &Store, sql: &str, binds: &[&str]) -> Vec<Vec<String>> {
     match store {
         Store::Postgres(pool) => {
@@ -76,15 +90,7 @@ async fn texts(store: &Store, sql: &str, binds: &[&str]) -> Vec<Vec<String>> {
                 .await
                 .expect("query")
                 .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| {
-                            r.try_get::<Option<String>, _>(i)
-                                .unwrap()
-                                .unwrap_or("NULL".into())
-                        })
-                        .collect()
-                })
+                .map(row_texts)
                 .collect()
         }
         Store::Sqlite(pool) => {
@@ -97,15 +103,7 @@ async fn texts(store: &Store, sql: &str, binds: &[&str]) -> Vec<Vec<String>> {
                 .await
                 .expect("query")
                 .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| {
-                            r.try_get::<Option<String>, _>(i)
-                                .unwrap()
-                                .unwrap_or("NULL".into())
-                        })
-                        .collect()
-                })
+                .map(row_texts)
                 .collect()
         }
     }
