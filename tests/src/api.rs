@@ -266,6 +266,27 @@ impl TestApi {
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         answer.body["product_id"].as_str().expect("id").to_owned()
     }
+
+    /// Places an order as `customer` for `items` (product id, quantity) in `currency`; returns
+    /// its id.
+    pub async fn order(&self, customer: &Account, items: &[(&str, u32)], currency: &str) -> String {
+        let items: Vec<_> = items
+            .iter()
+            .map(|(id, quantity)| json!({"product_id": id, "quantity": quantity}))
+            .collect();
+        let answer = self
+            .post(
+                "/api/v1/orders",
+                Some(&customer.token),
+                json!({"items": items, "currency": currency}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+        answer.body["order_id"]
+            .as_str()
+            .expect("order id")
+            .to_owned()
+    }
 }
 
 /// Another API process's worth of state and server over the same database (its own policy

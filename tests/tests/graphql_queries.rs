@@ -71,18 +71,7 @@ async fn script(gql: &TestGraphql) -> Script {
     let _mug = api.product(&seller, 500, 0).await;
     pause().await;
 
-    let placed = api
-        .post(
-            "/api/v1/orders",
-            Some(&alice.token),
-            json!({"items": [{"product_id": teapot, "quantity": 2}], "currency": "EUR"}),
-        )
-        .await;
-    assert_eq!(placed.status.as_u16(), 202, "{}", placed.body);
-    let alice_order = placed.body["order_id"]
-        .as_str()
-        .expect("order id")
-        .to_owned();
+    let alice_order = api.order(&alice, &[(&teapot, 2)], "EUR").await;
     pause().await;
 
     // The saga drives the order, stepped by hand so that each status gets its own time.
@@ -99,18 +88,7 @@ async fn script(gql: &TestGraphql) -> Script {
     step_until(store, settings, reached(OrderStatus::Approved)).await;
     step_until(store, settings, || saga_caught_up(store)).await;
 
-    let placed = api
-        .post(
-            "/api/v1/orders",
-            Some(&bob.token),
-            json!({"items": [{"product_id": teapot, "quantity": 1}], "currency": "EUR"}),
-        )
-        .await;
-    assert_eq!(placed.status.as_u16(), 202, "{}", placed.body);
-    let bob_order = placed.body["order_id"]
-        .as_str()
-        .expect("order id")
-        .to_owned();
+    let bob_order = api.order(&bob, &[(&teapot, 1)], "EUR").await;
     let canceled = api
         .post(
             &format!("/api/v1/orders/{bob_order}/cancel"),

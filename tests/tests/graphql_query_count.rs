@@ -18,14 +18,7 @@ async fn statements_per_page(gql: TestGraphql, orders: usize) -> (u64, u64) {
     let customer = api.register("customer").await;
     for i in 0..orders {
         let product = api.product(&seller, 100 + i as i64, 5).await;
-        let placed = api
-            .post(
-                "/api/v1/orders",
-                Some(&customer.token),
-                json!({"items": [{"product_id": product, "quantity": 2}], "currency": "EUR"}),
-            )
-            .await;
-        assert_eq!(placed.status.as_u16(), 202, "{}", placed.body);
+        api.order(&customer, &[(&product, 2)], "EUR").await;
     }
     gql.project().await;
     let mut counts = Vec::new();

@@ -48,22 +48,6 @@ async fn product(
     answer.body["product_id"].as_str().unwrap().to_owned()
 }
 
-async fn order(api: &TestApi, customer: &Account, items: &[(&str, u32)], currency: &str) -> String {
-    let items: Vec<_> = items
-        .iter()
-        .map(|(id, quantity)| json!({"product_id": id, "quantity": quantity}))
-        .collect();
-    let answer = api
-        .post(
-            "/api/v1/orders",
-            Some(&customer.token),
-            json!({"items": items, "currency": currency}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
-    answer.body["order_id"].as_str().unwrap().to_owned()
-}
-
 async fn cancel(api: &TestApi, customer: &Account, order_id: &str) {
     let answer = api
         .post(
@@ -109,7 +93,9 @@ async fn a_paid_order_is_reserved_charged_approved_and_committed(api: TestApi) {
     let kettle = product(&api, &seller, 1_500, "EUR", 5).await;
     let mug = product(&api, &seller, 300, "EUR", 10).await;
 
-    let placed = order(&api, &customer, &[(&kettle, 2), (&mug, 3)], "EUR").await;
+    let placed = api
+        .order(&customer, &[(&kettle, 2), (&mug, 3)], "EUR")
+        .await;
     assert_eq!(
         settle(&store, std::slice::from_ref(&placed), SETTLE).await,
         vec![OrderStatus::Approved]
@@ -170,7 +156,9 @@ async fn one_item_out_of_stock_among_three_rejects_the_order_and_releases_the_re
     let b = product(&api, &seller, 100, "EUR", 1).await;
     let c = product(&api, &seller, 100, "EUR", 5).await;
 
-    let placed = order(&api, &customer, &[(&a, 2), (&b, 3), (&c, 1)], "EUR").await;
+    let placed = api
+        .order(&customer, &[(&a, 2), (&b, 3), (&c, 1)], "EUR")
+        .await;
     assert_eq!(
         settle(&store, std::slice::from_ref(&placed), SETTLE).await,
         vec![OrderStatus::Rejected]
@@ -195,7 +183,7 @@ async fn insufficient_funds_cancel_the_order_and_release_the_stock(api: TestApi)
     deposit(&api, &customer, 999, "EUR").await;
     let kettle = product(&api, &seller, 1_000, "EUR", 3).await;
 
-    let placed = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
+    let placed = api.order(&customer, &[(&kettle, 1)], "EUR").await;
     assert_eq!(
         settle(&store, std::slice::from_ref(&placed), SETTLE).await,
         vec![OrderStatus::Canceled]
@@ -224,7 +212,7 @@ async fn a_wallet_in_another_currency_declines_and_cancels_the_order(api: TestAp
     deposit(&api, &customer, 100_000, "EUR").await;
     let kettle = product(&api, &seller, 1_000, "USD", 3).await;
 
-    let placed = order(&api, &customer, &[(&kettle, 1)], "USD").await;
+    let placed = api.order(&customer, &[(&kettle, 1)], "USD").await;
     assert_eq!(
         settle(&store, std::slice::from_ref(&placed), SETTLE).await,
         vec![OrderStatus::Canceled]
@@ -244,7 +232,7 @@ async fn a_cancel_before_payment_releases_the_stock_and_charges_nothing(api: Tes
     let kettle = product(&api, &seller, 1_000, "EUR", 3).await;
 
     // The saga is not running yet: the customer cancels while the order is still pending.
-    let placed = order(&api, &customer, &[(&kettle, 2)], "EUR").await;
+    let placed = api.order(&customer, &[(&kettle, 2)], "EUR").await;
     cancel(&api, &customer, &placed).await;
 
     let saga = RunningSaga::start(&store, &api.test.settings);
@@ -266,7 +254,7 @@ async fn a_cancel_after_capture_refunds_the_payment_and_releases_the_stock(api: 
     let customer = api.register("customer").await;
     deposit(&api, &customer, 10_000, "EUR").await;
     let kettle = product(&api, &seller, 1_000, "EUR", 3).await;
-    let placed = order(&api, &customer, &[(&kettle, 2)], "EUR").await;
+    let placed = api.order(&customer, &[(&kettle, 2)], "EUR").await;
     let order_id = placed.parse().unwrap();
 
     // Step the saga by hand until the payment is captured, before it approves the order.
@@ -315,7 +303,7 @@ async fn an_order_awaiting_payment_past_its_deadline_is_canceled_and_released(ap
     let customer = api.register("customer").await;
     deposit(&api, &customer, 10_000, "EUR").await;
     let kettle = product(&api, &seller, 1_000, "EUR", 3).await;
-    let placed = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
+    let placed = api.order(&customer, &[(&kettle, 1)], "EUR").await;
 
     // The saga asks for payment, then stops before charging (as if it had crashed).
     step_until(&store, &settings, || async {
@@ -362,9 +350,9 @@ async fn replaying_the_saga_from_the_start_appends_nothing(api: TestApi) {
     let customer = api.register("customer").await;
     deposit(&api, &customer, 2_000, "EUR").await;
     let kettle = product(&api, &seller, 1_000, "EUR", 2).await;
-    let approved = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
-    let rejected = order(&api, &customer, &[(&kettle, 5)], "EUR").await;
-    let declined = order(&api, &customer, &[(&kettle, 1)], "EUR").await;
+    let approved = api.order(&customer, &[(&kettle, 1)], "EUR").await;
+    let rejected = api.order(&customer, &[(&kettle, 5)], "EUR").await;
+    let declined = api.order(&customer, &[(&kettle, 1)], "EUR").await;
     let _ = settle(
         &store,
         &[approved.clone(), rejected.clone(), declined.clone()],
@@ -420,7 +408,7 @@ async fn a_hundred_customers_racing_for_the_last_ten_units_get_exactly_ten(api: 
     .await;
     let orders: Vec<String> = futures::future::join_all(customers.iter().map(|customer| {
         let (api, kettle) = (api.clone(), kettle.clone());
-        async move { order(&api, customer, &[(&kettle, 1)], "EUR").await }
+        async move { api.order(customer, &[(&kettle, 1)], "EUR").await }
     }))
     .await;
 
@@ -465,7 +453,7 @@ mod graphql {
         let customer = api.register("customer").await;
         deposit(api, &customer, 5_000, "EUR").await;
         let kettle = product(api, &seller, 1_000, "EUR", 3).await;
-        let placed = order(api, &customer, &[(&kettle, 1)], "EUR").await;
+        let placed = api.order(&customer, &[(&kettle, 1)], "EUR").await;
         let _ = settle(&store, std::slice::from_ref(&placed), SETTLE).await;
         saga.stop().await;
         gql.project().await;
