@@ -13,6 +13,9 @@ use sqlx::Connection;
 
 use crate::settings::{Settings, StoreKind};
 
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+pub const CHECK_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(1);
+
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -87,6 +90,19 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections.max(1))
                     .acquire_timeout(timeout)
+                    // sqlx pings every connection it hands out: a round trip per statement.
+                    // Like HikariCP, check only connections that sat idle (a server restart
+                    // or an idle-session timeout shows there); a connection that fails the
+                    // check is closed and the pool hands out another.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= CHECK_CONNECTIONS_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(connect_error)?;
@@ -109,6 +125,9 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections.clamp(1, 8))
                     .acquire_timeout(Duration::from_secs(30))
+                    // An open database file does not go away: no ping (a round trip to the
+                    // connection's worker thread) before each statement.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::Connect {

@@ -568,3 +568,46 @@ async fn migrating_twice_changes_nothing(test: TestStore) {
     );
     reopened.close().await;
 }
+
+/// PostgreSQL only: the pool checks a connection before handing it out only once it sat idle
+/// (not before every statement), so the check must still catch connections the server closed.
+mod postgres_pool {
+    use super::*;
+    use sqlx::Connection;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_the_server_closed_while_idle_are_replaced_without_an_error() {
+        let test = TestStore::postgres().await;
+        let bus = bus(&test);
+        let id = open_wallet(&bus, &EventMetadata::system()).await;
+        // Warm several pooled connections, then let the server end every one of them (as a
+        // restart or an idle-session timeout would).
+        let reads = (0..4).map(|_| test.store.load_current::<Wallet>(&id));
+        futures::future::try_join_all(reads).await.expect("reads");
+        let mut admin = sqlx::PgConnection::connect(test.url())
+            .await
+            .expect("admin");
+        let ended: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .expect("terminate");
+        admin.close().await.ok();
+        assert!(!ended.is_empty(), "the pool held no connection to end");
+        tokio::time::sleep(
+            eventstore_config::store::CHECK_CONNECTIONS_IDLE_FOR + Duration::from_millis(300),
+        )
+        .await;
+        let reads = (0..8).map(|_| test.store.load_current::<Wallet>(&id));
+        for read in futures::future::join_all(reads).await {
+            assert_eq!(
+                read.expect("a read after the server closed the connections")
+                    .version,
+                1
+            );
+        }
+        deposit(&bus, &id, 5).await;
+    }
+}
