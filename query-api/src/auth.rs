@@ -11,7 +11,7 @@ use domain::policy_set::PolicySet;
 use eventstore_config::Store;
 use tokio::sync::OnceCell;
 
-use crate::db::Sql;
+use crate::db::{Reader, Sql};
 use crate::error::{error, internal, Code, GqlResult};
 
 /// Why a bearer token was refused.
@@ -72,6 +72,12 @@ impl PolicyCache {
             .map_err(internal)?
             .and_then(|h| h.version)
             .unwrap_or(0);
+        self.at_head(store, subject, head).await
+    }
+
+    /// `subject`'s policies given the newest version of its policy set (`head`, just read):
+    /// the cached set when it is that version, else folded from the log.
+    async fn at_head(&self, store: &Store, subject: &str, head: i64) -> GqlResult<Arc<PolicySet>> {
         if let Some((version, set)) = self.lock().get(subject) {
             if *version == head {
                 return Ok(set.clone());
@@ -120,10 +126,36 @@ impl Session {
 
     /// The authenticated caller with its current policies, or UNAUTHENTICATED.
     pub(crate) async fn caller(&self, store: &Store) -> GqlResult<Arc<Caller>> {
+        self.caller_at(store, None).await
+    }
+
+    /// A reader for one resource the caller asks for: until the caller's policies are loaded,
+    /// each read also reads their version (see [`Session::caller_after`]).
+    pub(crate) fn reader<'a>(&'a self, store: &'a Store) -> Reader<'a> {
+        match (&self.credentials, self.caller.initialized()) {
+            (Credentials::Subject(subject), false) => Reader::with_policy_head(store, subject),
+            _ => Reader::plain(store),
+        }
+    }
+
+    /// The caller after a read through [`Session::reader`]: its policies are loaded only
+    /// when the version read with the data is not the cached one.
+    pub(crate) async fn caller_after(
+        &self,
+        store: &Store,
+        reader: &Reader<'_>,
+    ) -> GqlResult<Arc<Caller>> {
+        self.caller_at(store, reader.policy_head()).await
+    }
+
+    async fn caller_at(&self, store: &Store, head: Option<i64>) -> GqlResult<Arc<Caller>> {
         let subject = self.subject()?.to_owned();
         self.caller
             .get_or_try_init(|| async {
-                let policies = self.cache.load(store, &subject).await?;
+                let policies = match head {
+                    Some(head) => self.cache.at_head(store, &subject, head).await?,
+                    None => self.cache.load(store, &subject).await?,
+                };
                 Ok(Arc::new(Caller { subject, policies }))
             })
             .await

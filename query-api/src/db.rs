@@ -2,12 +2,13 @@
 //! `$n` for PostgreSQL), typed arguments, and times bound in each store's stored form.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use eventstore_config::Store;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::FromRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, FromRow};
 
 /// One bound value.
 #[derive(Debug, Clone)]
@@ -141,27 +142,14 @@ impl Sql {
         STATEMENTS.fetch_add(1, Ordering::Relaxed);
         match store {
             Store::Postgres(pool) => {
-                let text = self.postgres_text();
-                let mut query = sqlx::query_as::<_, T>(&text);
-                for arg in &self.args {
-                    query = match arg {
-                        Arg::Text(s) => query.bind(s.clone()),
-                        Arg::Int(i) => query.bind(*i),
-                        Arg::Time(t) => query.bind(*t),
-                    };
-                }
-                query.fetch_all(pool).await
+                sqlx::query_as_with::<_, T, _>(&self.postgres_text(), self.postgres_args()?)
+                    .fetch_all(pool)
+                    .await
             }
             Store::Sqlite(pool) => {
-                let mut query = sqlx::query_as::<_, T>(&self.text);
-                for arg in &self.args {
-                    query = match arg {
-                        Arg::Text(s) => query.bind(s.clone()),
-                        Arg::Int(i) => query.bind(*i),
-                        Arg::Time(t) => query.bind(sqlite_time(*t)),
-                    };
-                }
-                query.fetch_all(pool).await
+                sqlx::query_as_with::<_, T, _>(&self.text, self.sqlite_args()?)
+                    .fetch_all(pool)
+                    .await
             }
         }
     }
@@ -172,6 +160,136 @@ impl Sql {
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         Ok(self.fetch_all(store).await?.into_iter().next())
+    }
+
+    /// The first row, if any, and the newest version of `subject`'s policy set (0 when it has
+    /// none), read in one statement: one snapshot, one round trip.
+    async fn fetch_optional_with_policy_head<T>(
+        &self,
+        store: &Store,
+        subject: &str,
+    ) -> Result<(Option<T>, i64), sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        // The policy head is one row; the read is LEFT JOINed to it, so an empty read still
+        // answers with the head (`row__` tells a row from none).
+        let mut sql = Sql::new(
+            "SELECT h.policy_head__, r.* FROM (SELECT MAX(sequence) AS policy_head__ \
+             FROM events WHERE aggregate_type = 'policy_set' AND aggregate_id = ",
+        );
+        sql.bind(subject)
+            .push(") h LEFT JOIN (SELECT 1 AS row__, i.* FROM (")
+            .push(&self.text)
+            .push(") i LIMIT 1) r ON 1 = 1");
+        sql.args.extend(self.args.iter().cloned());
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        fn split<R: sqlx::Row, T: for<'r> FromRow<'r, R>>(
+            row: Option<R>,
+        ) -> Result<(Option<T>, i64), sqlx::Error>
+        where
+            for<'c> &'c str: sqlx::ColumnIndex<R>,
+            Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<i32>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            let Some(row) = row else {
+                return Err(sqlx::Error::RowNotFound);
+            };
+            let head = row.try_get::<Option<i64>, _>("policy_head__")?.unwrap_or(0);
+            let found = match row.try_get::<Option<i32>, _>("row__")? {
+                Some(_) => Some(T::from_row(&row)?),
+                None => None,
+            };
+            Ok((found, head))
+        }
+        match store {
+            Store::Postgres(pool) => split(
+                sqlx::query_with(&sql.postgres_text(), sql.postgres_args()?)
+                    .fetch_optional(pool)
+                    .await?,
+            ),
+            Store::Sqlite(pool) => split(
+                sqlx::query_with(&sql.text, sql.sqlite_args()?)
+                    .fetch_optional(pool)
+                    .await?,
+            ),
+        }
+    }
+
+    fn postgres_args(&self) -> Result<PgArguments, sqlx::Error> {
+        let mut args = PgArguments::default();
+        for arg in &self.args {
+            match arg {
+                Arg::Text(s) => args.add(s.as_str()),
+                Arg::Int(i) => args.add(*i),
+                Arg::Time(t) => args.add(*t),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+        Ok(args)
+    }
+
+    fn sqlite_args(&self) -> Result<SqliteArguments<'static>, sqlx::Error> {
+        let mut args = SqliteArguments::default();
+        for arg in &self.args {
+            match arg {
+                Arg::Text(s) => args.add(s.clone()),
+                Arg::Int(i) => args.add(*i),
+                Arg::Time(t) => args.add(sqlite_time(*t)),
+            }
+            .map_err(sqlx::Error::Encode)?;
+        }
+        Ok(args)
+    }
+}
+
+/// Where a single-row read runs: the store alone, or the store plus the newest version of
+/// one subject's policy set, read in the same statement so that authorizing the answer costs
+/// no round trip of its own.
+pub(crate) struct Reader<'a> {
+    store: &'a Store,
+    policy_subject: Option<&'a str>,
+    policy_head: OnceLock<i64>,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads from `store` only.
+    pub(crate) fn plain(store: &'a Store) -> Self {
+        Self {
+            store,
+            policy_subject: None,
+            policy_head: OnceLock::new(),
+        }
+    }
+
+    /// Reads from `store` and, with each read, `subject`'s policy-set version.
+    pub(crate) fn with_policy_head(store: &'a Store, subject: &'a str) -> Self {
+        Self {
+            policy_subject: Some(subject),
+            ..Self::plain(store)
+        }
+    }
+
+    /// The first row of `sql`, if any.
+    pub(crate) async fn fetch_optional<T>(&self, sql: &Sql) -> Result<Option<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        match self.policy_subject {
+            None => sql.fetch_optional(self.store).await,
+            Some(subject) => {
+                let (row, head) = sql
+                    .fetch_optional_with_policy_head(self.store, subject)
+                    .await?;
+                let _ = self.policy_head.set(head);
+                Ok(row)
+            }
+        }
+    }
+
+    /// The policy-set version read with the first read, if one ran.
+    pub(crate) fn policy_head(&self) -> Option<i64> {
+        self.policy_head.get().copied()
     }
 }
 

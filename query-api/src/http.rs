@@ -89,9 +89,9 @@ async fn graphql(
         consistency = Some((position, reached));
     }
     let session = Session::new(credentials(&api, &headers), api.policies.clone());
-    let request = request
-        .into_inner()
-        .data(RequestData::new(api.store.clone(), session));
+    let mut request = request.into_inner();
+    api.documents.prepare(&mut request);
+    let request = request.data(RequestData::new(api.store.clone(), session));
     let mut response = api.schema.execute(request).await;
     for error in &mut response.errors {
         // Parse, validation and limit errors carry no code of their own.

@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod consistency;
 mod db;
+mod documents;
 pub mod error;
 mod fold;
 pub mod http;
@@ -72,6 +73,7 @@ pub struct QueryApi {
     authenticator: Arc<dyn Authenticator>,
     options: Options,
     policies: Arc<auth::PolicyCache>,
+    documents: Arc<documents::DocumentCache>,
 }
 
 impl std::fmt::Debug for QueryApi {
@@ -112,6 +114,7 @@ pub fn build_with(
         authenticator,
         options,
         policies: Arc::default(),
+        documents: Arc::default(),
     }
 }
 

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::auth::{Caller, Scope};
+use crate::db::Reader;
 use crate::error::{bad_input, error, forbidden, Code, GqlResult, OrInternal};
 use crate::fold;
 use crate::reads::{self, AuditFilter, OrderFilter, ProductQuery};
-use crate::request::{authenticated, caller};
+use crate::request::{authenticated, caller, reader};
 use crate::types::{
     Account, AuditEntry, EventRecord, Order, OrderStatus, PolicySet, Product, ProjectionInfo,
     Wallet,
@@ -129,12 +130,13 @@ pub fn aggregate_type(resource_type: &str) -> Option<&'static str> {
 impl Query {
     /// The caller's own account.
     async fn me(&self, ctx: &Context<'_>, as_of: Option<DateTime<Utc>>) -> GqlResult<Account> {
-        let (data, caller) = caller(ctx).await?;
-        let found_account =
-            reads::accounts_by_id(&data.store, std::slice::from_ref(&caller.subject), as_of)
-                .await
-                .or_internal()?;
-        found(found_account.into_iter().next(), "account", &caller.subject)
+        // Every caller may read its own account: no policies to load.
+        let data = authenticated(ctx)?;
+        let subject = data.session.subject()?;
+        let account = reads::account(&Reader::plain(&data.store), subject, as_of)
+            .await
+            .or_internal()?;
+        found(account, "account", subject)
     }
 
     /// One account (needs `get` on `accounts:<id>`).
@@ -147,15 +149,20 @@ impl Query {
     ) -> GqlResult<Option<Account>> {
         let at = at(as_of, at_version)?;
         let id = uuid(&id, "id")?;
-        let (data, caller) = caller(ctx).await?;
-        caller.require("accounts", &id)?;
         let account = match at {
-            At::Version(v) => fold::account(&data.store, &id, v).await.or_internal()?,
-            at => reads::accounts_by_id(&data.store, std::slice::from_ref(&id), as_of_only(&at))
-                .await
-                .or_internal()?
-                .into_iter()
-                .next(),
+            At::Version(v) => {
+                let (data, caller) = caller(ctx).await?;
+                caller.require("accounts", &id)?;
+                fold::account(&data.store, &id, v).await.or_internal()?
+            }
+            at => {
+                let (data, reader) = reader(ctx)?;
+                let account = reads::account(&reader, &id, as_of_only(&at))
+                    .await
+                    .or_internal()?;
+                data.caller_after(&reader).await?.require("accounts", &id)?;
+                account
+            }
         };
         found(account, "account", &id).map(Some)
     }
@@ -223,13 +230,20 @@ impl Query {
     ) -> GqlResult<Option<Order>> {
         let at = at(as_of, at_version)?;
         let id = uuid(&id, "id")?;
-        let (data, caller) = caller(ctx).await?;
-        caller.require("orders", &id)?;
         let order = match at {
-            At::Version(v) => fold::order(&data.store, &id, v).await.or_internal()?,
-            at => reads::order(&data.store, &id, as_of_only(&at))
-                .await
-                .or_internal()?,
+            At::Version(v) => {
+                let (data, caller) = caller(ctx).await?;
+                caller.require("orders", &id)?;
+                fold::order(&data.store, &id, v).await.or_internal()?
+            }
+            at => {
+                let (data, reader) = reader(ctx)?;
+                let order = reads::order(&reader, &id, as_of_only(&at))
+                    .await
+                    .or_internal()?;
+                data.caller_after(&reader).await?.require("orders", &id)?;
+                order
+            }
         };
         found(order, "order", &id).map(Some)
     }
@@ -277,15 +291,26 @@ impl Query {
     ) -> GqlResult<Option<Wallet>> {
         let at = at(as_of, at_version)?;
         let id = uuid(&account_id, "accountId")?;
-        let (data, caller) = caller(ctx).await?;
-        if !may_read_wallet(&caller, &id) {
-            return Err(forbidden(&format!("wallets/{id}")));
-        }
+        let forbidden_wallet = || forbidden(&format!("wallets/{id}"));
         let wallet = match at {
-            At::Version(v) => fold::wallet(&data.store, &id, v).await.or_internal()?,
-            at => reads::wallet(&data.store, &id, as_of_only(&at))
-                .await
-                .or_internal()?,
+            At::Version(v) => {
+                let (data, caller) = caller(ctx).await?;
+                if !may_read_wallet(&caller, &id) {
+                    return Err(forbidden_wallet());
+                }
+                fold::wallet(&data.store, &id, v).await.or_internal()?
+            }
+            at => {
+                let (data, reader) = reader(ctx)?;
+                let wallet = reads::wallet(&reader, &id, as_of_only(&at))
+                    .await
+                    .or_internal()?;
+                let caller = data.caller_after(&reader).await?;
+                if !may_read_wallet(&caller, &id) {
+                    return Err(forbidden_wallet());
+                }
+                wallet
+            }
         };
         found(wallet, "wallet", &id).map(Some)
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use eventstore_config::Store;
 
-use crate::db::Sql;
+use crate::db::{Reader, Sql};
 use crate::types::{
     Account, AuditEntry, Money, Order, OrderItem, OrderStatus, PolicySet, Product, ProjectionInfo,
     Wallet, WalletTransaction,
@@ -72,7 +72,7 @@ pub(crate) fn item(line: domain::order::OrderLine, as_of: Option<DateTime<Utc>>)
 
 /// One order, current or as of a time.
 pub(crate) async fn order(
-    store: &Store,
+    reader: &Reader<'_>,
     id: &str,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Option<Order>> {
@@ -81,7 +81,8 @@ pub(crate) async fn order(
         .bind(id)
         .valid_at(as_of)
         .push(" LIMIT 1");
-    sql.fetch_optional::<OrderRow>(store)
+    reader
+        .fetch_optional::<OrderRow>(&sql)
         .await?
         .map(|r| r.into_order(as_of))
         .transpose()
@@ -251,16 +252,33 @@ impl From<AccountRow> for Account {
     }
 }
 
+const ACCOUNT_COLUMNS: &str = "SELECT id, email, name, role, deleted, registered_at, version \
+     FROM rm_accounts WHERE 1 = 1";
+
+/// One account, current or as of a time.
+pub(crate) async fn account(
+    reader: &Reader<'_>,
+    id: &str,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Option<Account>> {
+    let mut sql = Sql::new(ACCOUNT_COLUMNS);
+    sql.push(" AND id = ")
+        .bind(id)
+        .valid_at(as_of)
+        .push(" LIMIT 1");
+    Ok(reader
+        .fetch_optional::<AccountRow>(&sql)
+        .await?
+        .map(Account::from))
+}
+
 /// Accounts with these ids (current or as of a time).
 pub(crate) async fn accounts_by_id(
     store: &Store,
     ids: &[String],
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Vec<Account>> {
-    let mut sql = Sql::new(
-        "SELECT id, email, name, role, deleted, registered_at, version FROM rm_accounts \
-         WHERE 1 = 1",
-    );
+    let mut sql = Sql::new(ACCOUNT_COLUMNS);
     sql.in_list("id", ids).valid_at(as_of);
     Ok(sql
         .fetch_all::<AccountRow>(store)
@@ -281,7 +299,7 @@ struct WalletRow {
 
 /// One wallet, current or as of a time.
 pub(crate) async fn wallet(
-    store: &Store,
+    reader: &Reader<'_>,
     account_id: &str,
     as_of: Option<DateTime<Utc>>,
 ) -> Result<Option<Wallet>> {
@@ -290,8 +308,8 @@ pub(crate) async fn wallet(
          WHERE account_id = ",
     );
     sql.bind(account_id).valid_at(as_of).push(" LIMIT 1");
-    Ok(sql
-        .fetch_optional::<WalletRow>(store)
+    Ok(reader
+        .fetch_optional::<WalletRow>(&sql)
         .await?
         .map(|r| Wallet {
             account_id: r.account_id.into(),

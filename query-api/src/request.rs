@@ -7,6 +7,7 @@ use async_graphql::Context;
 use eventstore_config::Store;
 
 use crate::auth::{Caller, Session};
+use crate::db::Reader;
 use crate::error::GqlResult;
 use crate::loaders::{AccountLoader, ProductLoader};
 
@@ -50,4 +51,20 @@ pub(crate) fn authenticated<'a>(ctx: &Context<'a>) -> GqlResult<&'a RequestData>
     })?;
     data.session.subject()?;
     Ok(data)
+}
+
+/// The request's data and a reader for one resource the authenticated caller asks for: the
+/// caller's policy version is read in the same statement as the resource, so checking the
+/// answer against its policies ([`RequestData::caller_after`]) costs no round trip of its
+/// own while the cached policies are current.
+pub(crate) fn reader<'a>(ctx: &Context<'a>) -> GqlResult<(&'a RequestData, Reader<'a>)> {
+    let data = authenticated(ctx)?;
+    Ok((data, data.session.reader(&data.store)))
+}
+
+impl RequestData {
+    /// The caller, after a read through [`reader`].
+    pub(crate) async fn caller_after(&self, reader: &Reader<'_>) -> GqlResult<Arc<Caller>> {
+        self.session.caller_after(&self.store, reader).await
+    }
 }
