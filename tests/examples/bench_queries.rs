@@ -168,7 +168,10 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1))
         .map(|n| n.parse())
         .transpose()?
-        .unwrap_or(5_000);
+        // 20,000 requests keep each phase running for seconds: with 5,000 (under a second per
+        // phase) one scheduling stall of the shared 2 cores, delaying the 32 requests in
+        // flight, was enough to move p99.
+        .unwrap_or(20_000);
     // The pool's size (`BENCH_POOL`, default 8, SQLite's maximum): on PostgreSQL each
     // connection is a server process competing for the same 2 cores, and 8 served more
     // requests per second than 40 for GraphQL and raw SQL alike.
