@@ -22,6 +22,10 @@ use eventstore_config::{Settings, Store};
 use serde_json::json;
 use sqlx::Connection;
 
+// The same allocator as the eventshop binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn server_url() -> String {
     let url = std::env::var("TEST_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))

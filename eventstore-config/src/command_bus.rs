@@ -1,22 +1,26 @@
 //! The command bus: load an aggregate (snapshot + newer events), let the domain decide, append
-//! the events with metadata through cqrs-es (plain event-store mode), and retry a lost
-//! optimistic-concurrency race a bounded number of times.
+//! the events with metadata (serialized by cqrs-es, one `INSERT` statement per command), and
+//! retry a lost optimistic-concurrency race a bounded number of times.
 
+use std::any::Any;
 use std::error::Error as StdError;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventStore};
-use postgres_es::PostgresEventRepository;
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, EventEnvelope};
+use lru::LruCache;
 use rand::Rng;
-use sqlite_es::SqliteEventRepository;
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use crate::log::ReadError;
 use crate::metadata::EventMetadata;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::temporal::Versioned;
 
 /// What an accepted command did.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,12 +68,116 @@ impl<E: StdError> From<ReadError> for CommandError<E> {
     }
 }
 
+/// The events table's columns, as `postgres-es`/`sqlite-es` write them.
+const INSERT_EVENTS: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata) ";
+const RETURNING_POSTGRES: &str = " RETURNING sequence, global_position, recorded_at";
+/// On SQLite a trigger copies the rowid into `global_position` after the insert, and
+/// `RETURNING` sees the row before AFTER triggers ran: the rowid is the position.
+const RETURNING_SQLITE: &str = " RETURNING sequence, rowid, recorded_at";
+/// A duplicate (aggregate_type, aggregate_id, sequence): PostgreSQL's unique violation and
+/// SQLite's SQLITE_CONSTRAINT_PRIMARYKEY.
+const PRIMARY_KEY_VIOLATIONS: [Option<&str>; 2] = [Some("23505"), Some("1555")];
+
+/// The one `INSERT` of an append: a row per event, then `returning`.
+fn insert_events<'a, DB: sqlx::Database>(
+    aggregate_type: &'a str,
+    id: &'a str,
+    rows: &'a [SerializedEvent],
+    returning: &str,
+) -> QueryBuilder<'a, DB>
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a serde_json::Value: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut insert = QueryBuilder::<DB>::new(INSERT_EVENTS);
+    insert.push_values(rows, |mut row, event| {
+        row.push_bind(aggregate_type)
+            .push_bind(id)
+            .push_bind(event.sequence as i64)
+            .push_bind(&event.event_type)
+            .push_bind(&event.event_version)
+            .push_bind(&event.payload)
+            .push_bind(&event.metadata);
+    });
+    insert.push(returning);
+    insert
+}
+
+/// Why an append did not happen.
+enum Appended {
+    /// Another writer appended that version first.
+    Conflict,
+    /// The store failed.
+    Failed(Box<dyn StdError + Send + Sync>),
+}
+
+/// Aggregates kept by [`States`].
+const STATES_KEPT: usize = 10_000;
+
+/// Aggregates' states at the version they were last loaded or committed at, least recently
+/// used dropped first. A state at a version never changes (the log is append-only), so a
+/// command starts from its aggregate's kept state and reads only the events appended since
+/// (by any process): usually one indexed query answering no rows, instead of a snapshot read
+/// plus a fold of up to `snapshot_every` events.
+#[derive(Clone)]
+struct States(Arc<Mutex<LruCache<(&'static str, String), Kept>>>);
+
+struct Kept {
+    version: u64,
+    last_recorded_at: Option<DateTime<Utc>>,
+    state: Box<dyn Any + Send + Sync>,
+}
+
+impl States {
+    fn new() -> Self {
+        let size = NonZeroUsize::new(STATES_KEPT).expect("STATES_KEPT is not zero");
+        Self(Arc::new(Mutex::new(LruCache::new(size))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<(&'static str, String), Kept>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get<A: Aggregate + Clone + 'static>(&self, id: &str) -> Option<Versioned<A>> {
+        let mut states = self.lock();
+        let kept = states.get(&(A::TYPE, id.to_owned()))?;
+        Some(Versioned {
+            state: kept.state.downcast_ref::<A>()?.clone(),
+            version: kept.version,
+            last_recorded_at: kept.last_recorded_at,
+        })
+    }
+
+    fn keep<A: Aggregate + 'static>(&self, id: &str, versioned: Versioned<A>) {
+        let kept = Kept {
+            version: versioned.version,
+            last_recorded_at: versioned.last_recorded_at,
+            state: Box::new(versioned.state),
+        };
+        self.lock().put((A::TYPE, id.to_owned()), kept);
+    }
+}
+
+impl std::fmt::Debug for States {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("States")
+            .field("kept", &self.lock().len())
+            .finish()
+    }
+}
+
 /// Executes commands against the store.
 #[derive(Debug, Clone)]
 pub struct CommandBus {
     store: Store,
     retries: u32,
     snapshot_every: u64,
+    states: States,
 }
 
 impl CommandBus {
@@ -79,6 +187,7 @@ impl CommandBus {
             store,
             retries: settings.command_retries,
             snapshot_every: settings.snapshot_every,
+            states: States::new(),
         }
     }
 
@@ -96,7 +205,7 @@ impl CommandBus {
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate + 'static,
+        A: Aggregate + Clone + 'static,
         A::Command: Clone,
     {
         self.execute_expecting(id, command, services, metadata, None)
@@ -117,12 +226,12 @@ impl CommandBus {
         expected_version: Option<u64>,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate + 'static,
+        A: Aggregate + Clone + 'static,
         A::Command: Clone,
     {
         let attempts = self.retries.saturating_add(1);
         for attempt in 1..=attempts {
-            let current = self.store.load_current::<A>(id).await?;
+            let current = self.load::<A>(id).await?;
             if let Some(expected) = expected_version {
                 if expected != current.version {
                     return Err(CommandError::VersionMismatch {
@@ -147,26 +256,27 @@ impl CommandBus {
                 });
             }
             let new_version = current.version + events.len() as u64;
-            // Serialize the snapshot before `commit` consumes the state, only when one is due.
-            let snapshot_due = self.snapshot_due(current.version, new_version);
-            let snapshot = if snapshot_due {
-                serde_json::to_value(&state).ok()
-            } else {
-                None
-            };
-            let context = EventStoreAggregateContext {
-                aggregate_id: id.to_string(),
-                aggregate: state,
-                current_sequence: current.version as usize,
-                current_snapshot: None,
-            };
-            match self.commit::<A>(events.clone(), context, metadata).await {
-                Ok(()) => {
-                    let (position, recorded_at) = self.appended(A::TYPE, id, new_version).await?;
-                    if let Some(snapshot) = snapshot {
-                        self.snapshot::<A>(id, new_version, snapshot, recorded_at)
-                            .await;
+            match self
+                .append::<A>(id, current.version, &events, metadata)
+                .await
+            {
+                Ok((position, recorded_at)) => {
+                    // `handle` wrote the events through the sink, which applied them: `state`
+                    // is the new version's.
+                    if self.snapshot_due(current.version, new_version) {
+                        if let Ok(snapshot) = serde_json::to_value(&state) {
+                            self.snapshot::<A>(id, new_version, snapshot, recorded_at)
+                                .await;
+                        }
                     }
+                    self.states.keep(
+                        id,
+                        Versioned {
+                            state,
+                            version: new_version,
+                            last_recorded_at: Some(recorded_at),
+                        },
+                    );
                     return Ok(Committed {
                         aggregate_id: id.to_string(),
                         version: new_version,
@@ -174,7 +284,7 @@ impl CommandBus {
                         events,
                     });
                 }
-                Err(AggregateError::AggregateConflict) => {
+                Err(Appended::Conflict) => {
                     tracing::debug!(attempt, "optimistic-concurrency conflict; retrying");
                     if attempt < attempts {
                         // Exponential backoff with full jitter: contenders spread out instead of
@@ -184,77 +294,84 @@ impl CommandBus {
                         tokio::time::sleep(Duration::from_millis(jitter)).await;
                     }
                 }
-                Err(AggregateError::UserError(e)) => return Err(CommandError::Rejected(e)),
-                Err(AggregateError::DatabaseConnectionError(e))
-                | Err(AggregateError::DeserializationError(e))
-                | Err(AggregateError::UnexpectedError(e)) => {
-                    return Err(CommandError::Infrastructure(e))
-                }
+                Err(Appended::Failed(e)) => return Err(CommandError::Infrastructure(e)),
             }
         }
         Err(CommandError::Conflict { attempts })
     }
 
-    async fn commit<A: Aggregate + 'static>(
+    /// The aggregate's current state: its kept state caught up with the events since, or
+    /// loaded (snapshot + newer events) and kept.
+    async fn load<A: Aggregate + Clone + 'static>(
         &self,
-        events: Vec<A::Event>,
-        context: EventStoreAggregateContext<A>,
+        id: &str,
+    ) -> Result<Versioned<A>, ReadError> {
+        let current = match self.states.get::<A>(id) {
+            Some(kept) => self.store.catch_up(id, kept).await?,
+            None => self.store.load_current::<A>(id).await?,
+        };
+        self.states.keep(id, current.clone());
+        Ok(current)
+    }
+
+    /// Appends `events` as the versions after `after` in ONE `INSERT` statement, atomic on its
+    /// own (no BEGIN/COMMIT round trips), and answers the last event's global position and time
+    /// from its `RETURNING` (no look-up afterwards). Rows are serialized by cqrs-es exactly as
+    /// `postgres-es`/`sqlite-es` write them; the primary key (aggregate_type, aggregate_id,
+    /// sequence) refuses an append on a stale version.
+    async fn append<A: Aggregate>(
+        &self,
+        id: &str,
+        after: u64,
+        events: &[A::Event],
         metadata: &EventMetadata,
-    ) -> Result<(), AggregateError<A::Error>> {
+    ) -> Result<(i64, DateTime<Utc>), Appended> {
         let metadata = metadata.to_map();
-        match &self.store {
+        let rows = events
+            .iter()
+            .zip(after + 1..)
+            .map(|(event, sequence)| {
+                SerializedEvent::try_from(&EventEnvelope::<A> {
+                    aggregate_id: id.to_string(),
+                    sequence: sequence as usize,
+                    payload: event.clone(),
+                    metadata: metadata.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Appended::Failed(Box::new(e)))?;
+        let last = (after + events.len() as u64) as i64;
+        let found = match &self.store {
             Store::Postgres(pool) => {
-                let repo = PostgresEventRepository::new(pool.clone());
-                PersistedEventStore::<_, A>::new_event_store(repo)
-                    .commit(events, context, metadata)
-                    .await?;
+                insert_events::<Postgres>(A::TYPE, id, &rows, RETURNING_POSTGRES)
+                    .build_query_as::<(i64, i64, DateTime<Utc>)>()
+                    .fetch_all(pool)
+                    .await
             }
             Store::Sqlite(pool) => {
-                let repo = SqliteEventRepository::new(pool.clone());
-                PersistedEventStore::<_, A>::new_event_store(repo)
-                    .commit(events, context, metadata)
-                    .await?;
+                insert_events::<Sqlite>(A::TYPE, id, &rows, RETURNING_SQLITE)
+                    .build_query_as::<(i64, i64, DateTime<Utc>)>()
+                    .fetch_all(pool)
+                    .await
             }
-        }
-        Ok(())
+        };
+        let returned = found.map_err(|error| match &error {
+            sqlx::Error::Database(e) if PRIMARY_KEY_VIOLATIONS.contains(&e.code().as_deref()) => {
+                Appended::Conflict
+            }
+            _ => Appended::Failed(Box::new(error)),
+        })?;
+        returned
+            .into_iter()
+            .find(|(sequence, _, _)| *sequence == last)
+            .map(|(_, position, recorded_at)| (position, recorded_at))
+            .ok_or_else(|| {
+                Appended::Failed(format!("the append of version {last} returned no row").into())
+            })
     }
 
     fn snapshot_due(&self, before: u64, after: u64) -> bool {
         self.snapshot_every > 0 && before / self.snapshot_every != after / self.snapshot_every
-    }
-
-    /// Position and time of the appended event at `version`.
-    async fn appended(
-        &self,
-        aggregate_type: &str,
-        id: &str,
-        version: u64,
-    ) -> Result<(i64, DateTime<Utc>), ReadError> {
-        let version = version as i64;
-        Ok(match &self.store {
-            Store::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT global_position, recorded_at FROM events \
-                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-                )
-                .bind(aggregate_type)
-                .bind(id)
-                .bind(version)
-                .fetch_one(pool)
-                .await?
-            }
-            Store::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT global_position, recorded_at FROM events \
-                      WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
-                )
-                .bind(aggregate_type)
-                .bind(id)
-                .bind(version)
-                .fetch_one(pool)
-                .await?
-            }
-        })
     }
 
     /// Best effort: a snapshot only bounds folds, so a failure is logged, not returned.

@@ -59,7 +59,7 @@ impl Store {
     }
 
     async fn fold<A: Aggregate>(&self, id: &str, bound: Bound) -> Result<Versioned<A>, ReadError> {
-        let mut folded = match self.snapshot_before(A::TYPE, id, bound).await? {
+        let folded = match self.snapshot_before(A::TYPE, id, bound).await? {
             // A snapshot of an older shape of the aggregate is ignored: the log is the truth.
             Some(snapshot) => match serde_json::from_value::<A>(snapshot.payload) {
                 Ok(state) => Versioned {
@@ -74,6 +74,26 @@ impl Store {
             },
             None => Versioned::empty(),
         };
+        self.fold_onto(id, folded, bound).await
+    }
+
+    /// `from` brought up to date: the aggregate's events after `from.version` folded onto it.
+    /// A state at a version never changes (the log is append-only), so a state kept from an
+    /// earlier load needs only the events since.
+    pub(crate) async fn catch_up<A: Aggregate>(
+        &self,
+        id: &str,
+        from: Versioned<A>,
+    ) -> Result<Versioned<A>, ReadError> {
+        self.fold_onto(id, from, Bound::Latest).await
+    }
+
+    async fn fold_onto<A: Aggregate>(
+        &self,
+        id: &str,
+        mut folded: Versioned<A>,
+        bound: Bound,
+    ) -> Result<Versioned<A>, ReadError> {
         let events = self
             .aggregate_events(A::TYPE, id, folded.version, bound)
             .await?;

@@ -80,6 +80,7 @@ macro_rules! contract {
 contract!(
     appended_events_load_back_into_the_same_state,
     an_append_on_a_stale_version_is_a_conflict,
+    a_command_decides_on_events_another_writer_appended_since,
     concurrent_commands_on_one_aggregate_are_retried_until_all_apply,
     a_conflict_is_reported_once_the_retries_are_spent,
     if_match_on_a_stale_version_is_refused_with_the_current_version,
@@ -101,6 +102,15 @@ async fn appended_events_load_back_into_the_same_state(test: TestStore) {
     let second = deposit(&bus, &id, 250).await;
     assert_eq!((first.version, second.version), (2, 3));
     assert!(second.position.unwrap() > first.position.unwrap());
+    // The answered positions are the events' own positions in the log.
+    let log = read_log(&test.store, Checkpoint::START, 100, 3).await;
+    let at = |position| {
+        log.iter()
+            .find(|e| e.position == position)
+            .map(|e| e.version)
+    };
+    assert_eq!(at(first.position.unwrap()), Some(2));
+    assert_eq!(at(second.position.unwrap()), Some(3));
     assert_eq!(
         second.events,
         vec![WalletEvent::FundsDeposited { amount: eur(250) }]
@@ -109,6 +119,28 @@ async fn appended_events_load_back_into_the_same_state(test: TestStore) {
     let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
     assert_eq!(loaded.version, 3);
     assert_eq!(loaded.state.balance(), Some(eur(1_250)));
+    // The rows are postgres-es's / sqlite-es's own format: their repositories load them too.
+    let context = match &test.store {
+        Store::Postgres(pool) => {
+            PersistedEventStore::<_, Wallet>::new_event_store(
+                postgres_es::PostgresEventRepository::new(pool.clone()),
+            )
+            .load_aggregate(&id)
+            .await
+        }
+        Store::Sqlite(pool) => {
+            PersistedEventStore::<_, Wallet>::new_event_store(
+                sqlite_es::SqliteEventRepository::new(pool.clone()),
+            )
+            .load_aggregate(&id)
+            .await
+        }
+    }
+    .expect("the cqrs-es repository loads the bus's events");
+    assert_eq!(
+        (context.current_sequence, context.aggregate),
+        (3, loaded.state)
+    );
 
     let unknown = test.store.load_current::<Wallet>("nobody").await.unwrap();
     assert_eq!(unknown.version, 0);
@@ -150,6 +182,37 @@ async fn an_append_on_a_stale_version_is_a_conflict(test: TestStore) {
     );
     let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
     assert_eq!(loaded.state.balance(), Some(eur(10)));
+}
+
+/// A bus keeps the states it loaded or committed; another writer (another process, here a
+/// second bus) appending in between must not leave it deciding on an old state.
+async fn a_command_decides_on_events_another_writer_appended_since(test: TestStore) {
+    let ours = bus(&test);
+    let theirs = bus(&test);
+    let id = open_wallet(&ours, &EventMetadata::system()).await;
+    deposit(&ours, &id, 100).await;
+    deposit(&theirs, &id, 50).await;
+    // 120 is more than the 100 `ours` last saw, less than the 150 there is.
+    let charged = ours
+        .execute::<Wallet>(
+            &id,
+            WalletCommand::Charge {
+                order_id: Uuid::now_v7(),
+                amount: eur(120),
+            },
+            &(),
+            &EventMetadata::for_actor("tester"),
+        )
+        .await
+        .expect("charge");
+    assert_eq!(charged.version, 4);
+    assert!(
+        matches!(charged.events[..], [WalletEvent::PaymentCaptured { .. }]),
+        "{:?}",
+        charged.events
+    );
+    let loaded = test.store.load_current::<Wallet>(&id).await.unwrap();
+    assert_eq!(loaded.state.balance(), Some(eur(30)));
 }
 
 async fn concurrent_commands_on_one_aggregate_are_retried_until_all_apply(test: TestStore) {
