@@ -237,6 +237,9 @@ pub async fn run_script(bus: &CommandBus) -> Script {
         ProductCommand::Restock { quantity: qty(5) },
     )
     .await;
+    // The restock's time must address the restocked version alone (SQLite records
+    // milliseconds, and two commands can land in the same one).
+    tick().await;
     product(
         bus,
         product_id,

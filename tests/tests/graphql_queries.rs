@@ -59,6 +59,7 @@ async fn script(gql: &TestGraphql) -> Script {
     let alice = api.register("customer").await;
     let bob = api.register("customer").await;
     let seller = api.register("seller").await;
+    pause().await; // the deposit gets a later time than the wallet's opening
     let deposit = api
         .post(
             &format!("/api/v1/accounts/{}/deposits", alice.id),
