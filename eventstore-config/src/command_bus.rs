@@ -1,24 +1,22 @@
-//! The command bus: load an aggregate (snapshot + newer events), let the domain decide, append
-//! the events with metadata (serialized by cqrs-es, one `INSERT` statement per command), and
-//! retry a lost optimistic-concurrency race a bounded number of times.
+//! The command bus: load an aggregate (its kept state or snapshot, plus the newer events), let
+//! the domain decide, append the events with metadata (serialized by cqrs-es, one `INSERT`
+//! statement per command), and retry a lost optimistic-concurrency race a bounded number of
+//! times.
 
-use std::any::Any;
 use std::error::Error as StdError;
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, EventEnvelope};
-use lru::LruCache;
 use rand::Rng;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use crate::log::ReadError;
 use crate::metadata::EventMetadata;
 use crate::settings::Settings;
+use crate::states::States;
 use crate::store::Store;
 use crate::temporal::Versioned;
 
@@ -112,63 +110,6 @@ enum Appended {
     Conflict,
     /// The store failed.
     Failed(Box<dyn StdError + Send + Sync>),
-}
-
-/// Aggregates kept by [`States`].
-const STATES_KEPT: usize = 10_000;
-
-/// Aggregates' states at the version they were last loaded or committed at, least recently
-/// used dropped first. A state at a version never changes (the log is append-only), so a
-/// command starts from its aggregate's kept state and reads only the events appended since
-/// (by any process): usually one indexed query answering no rows, instead of a snapshot read
-/// plus a fold of up to `snapshot_every` events.
-#[derive(Clone)]
-struct States(Arc<Mutex<LruCache<(&'static str, String), Kept>>>);
-
-struct Kept {
-    version: u64,
-    last_recorded_at: Option<DateTime<Utc>>,
-    state: Box<dyn Any + Send + Sync>,
-}
-
-impl States {
-    fn new() -> Self {
-        let size = NonZeroUsize::new(STATES_KEPT).expect("STATES_KEPT is not zero");
-        Self(Arc::new(Mutex::new(LruCache::new(size))))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<(&'static str, String), Kept>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn get<A: Aggregate + Clone + 'static>(&self, id: &str) -> Option<Versioned<A>> {
-        let mut states = self.lock();
-        let kept = states.get(&(A::TYPE, id.to_owned()))?;
-        Some(Versioned {
-            state: kept.state.downcast_ref::<A>()?.clone(),
-            version: kept.version,
-            last_recorded_at: kept.last_recorded_at,
-        })
-    }
-
-    fn keep<A: Aggregate + 'static>(&self, id: &str, versioned: Versioned<A>) {
-        let kept = Kept {
-            version: versioned.version,
-            last_recorded_at: versioned.last_recorded_at,
-            state: Box::new(versioned.state),
-        };
-        self.lock().put((A::TYPE, id.to_owned()), kept);
-    }
-}
-
-impl std::fmt::Debug for States {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("States")
-            .field("kept", &self.lock().len())
-            .finish()
-    }
 }
 
 /// Executes commands against the store.

@@ -10,6 +10,7 @@ pub mod email_registry;
 pub mod log;
 pub mod metadata;
 pub mod settings;
+mod states;
 pub mod store;
 pub mod temporal;
 
