@@ -247,11 +247,17 @@ impl CommandBus {
         &self,
         id: &str,
     ) -> Result<Versioned<A>, ReadError> {
-        let current = match self.states.get::<A>(id) {
-            Some(kept) => self.store.catch_up(id, kept).await?,
-            None => self.store.load_current::<A>(id).await?,
+        let (current, kept_version) = match self.states.get::<A>(id) {
+            Some(kept) => {
+                let version = kept.version;
+                (self.store.catch_up(id, kept).await?, Some(version))
+            }
+            None => (self.store.load_current::<A>(id).await?, None),
         };
-        self.states.keep(id, current.clone());
+        // Usually nothing was appended since: the kept state is this one already.
+        if kept_version != Some(current.version) {
+            self.states.keep(id, current.clone());
+        }
         Ok(current)
     }
 
