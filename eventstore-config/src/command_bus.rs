@@ -73,9 +73,6 @@ const RETURNING_POSTGRES: &str = " RETURNING sequence, global_position, recorded
 /// On SQLite a trigger copies the rowid into `global_position` after the insert, and
 /// `RETURNING` sees the row before AFTER triggers ran: the rowid is the position.
 const RETURNING_SQLITE: &str = " RETURNING sequence, rowid, recorded_at";
-/// A duplicate (aggregate_type, aggregate_id, sequence): PostgreSQL's unique violation and
-/// SQLite's SQLITE_CONSTRAINT_PRIMARYKEY.
-const PRIMARY_KEY_VIOLATIONS: [Option<&str>; 2] = [Some("23505"), Some("1555")];
 
 /// The one `INSERT` of an append: a row per event, then `returning`.
 fn insert_events<'a, DB: sqlx::Database>(
@@ -303,9 +300,9 @@ impl CommandBus {
             }
         };
         let returned = found.map_err(|error| match &error {
-            sqlx::Error::Database(e) if PRIMARY_KEY_VIOLATIONS.contains(&e.code().as_deref()) => {
-                Appended::Conflict
-            }
+            // A duplicate (aggregate_type, aggregate_id, sequence), the table's only unique key:
+            // sqlx reads PostgreSQL's 23505 and SQLite's 1555 (and 2067) as this kind.
+            sqlx::Error::Database(e) if e.is_unique_violation() => Appended::Conflict,
             _ => Appended::Failed(Box::new(error)),
         })?;
         returned
