@@ -11,7 +11,7 @@ use domain::policy_set::PolicySet;
 use eventstore_config::Store;
 use tokio::sync::OnceCell;
 
-use crate::db::{Reader, Sql};
+use crate::db::{Reader, Sql, POLICY_HEAD};
 use crate::error::{error, internal, Code, GqlResult};
 
 /// Why a bearer token was refused.
@@ -52,6 +52,7 @@ pub(crate) struct PolicyCache {
 
 #[derive(sqlx::FromRow)]
 struct Head {
+    #[sqlx(rename = "policy_head__")]
     version: Option<i64>,
 }
 
@@ -61,10 +62,7 @@ const POLICY_CACHE_SIZE: usize = 10_000;
 impl PolicyCache {
     /// `subject`'s current policies.
     async fn load(&self, store: &Store, subject: &str) -> GqlResult<Arc<PolicySet>> {
-        let mut sql = Sql::new(
-            "SELECT MAX(sequence) AS version FROM events \
-             WHERE aggregate_type = 'policy_set' AND aggregate_id = ",
-        );
+        let mut sql = Sql::new(POLICY_HEAD);
         sql.bind(subject);
         let head = sql
             .fetch_optional::<Head>(store)

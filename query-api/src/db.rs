@@ -46,6 +46,11 @@ impl From<DateTime<Utc>> for Arg {
 /// text order is time order), defined once in `eventstore-config` for the projectors and us.
 pub(crate) use eventstore_config::log::sqlite_read_model_time as sqlite_time;
 
+/// The newest version of a subject's policy set (NULL when it has none), as `policy_head__`;
+/// the subject's placeholder follows.
+pub(crate) const POLICY_HEAD: &str = "SELECT MAX(sequence) AS policy_head__ FROM events \
+     WHERE aggregate_type = 'policy_set' AND aggregate_id = ";
+
 /// Read-model statements run through [`Sql`] since the process started.
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
@@ -174,11 +179,9 @@ impl Sql {
     {
         // The policy head is one row; the read is LEFT JOINed to it, so an empty read still
         // answers with the head (`row__` tells a row from none).
-        let mut sql = Sql::new(
-            "SELECT h.policy_head__, r.* FROM (SELECT MAX(sequence) AS policy_head__ \
-             FROM events WHERE aggregate_type = 'policy_set' AND aggregate_id = ",
-        );
-        sql.bind(subject)
+        let mut sql = Sql::new("SELECT h.policy_head__, r.* FROM (");
+        sql.push(POLICY_HEAD)
+            .bind(subject)
             .push(") h LEFT JOIN (SELECT 1 AS row__, i.* FROM (")
             .push(&self.text)
             .push(") i LIMIT 1) r ON 1 = 1");
