@@ -143,6 +143,22 @@ pub enum AccountEvent {
     },
 }
 
+impl AccountEvent {
+    /// The event as it may leave the process (`history`, `events tail`, the relay, …): the
+    /// stored form without secrets. The password hash and refresh-token ids never leave.
+    pub fn public_json(&self) -> serde_json::Value {
+        let mut value = crate::public::stored_json(self);
+        match self {
+            AccountEvent::AccountRegistered { .. } => {
+                crate::public::hide(&mut value, "password_hash")
+            }
+            AccountEvent::RefreshTokenRevoked { .. } => crate::public::hide(&mut value, "jti"),
+            AccountEvent::AccountAuthenticated { .. } | AccountEvent::AccountDeleted { .. } => {}
+        }
+        value
+    }
+}
+
 impl DomainEvent for AccountEvent {
     fn event_type(&self) -> String {
         match self {

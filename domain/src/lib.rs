@@ -23,7 +23,9 @@ pub mod order;
 pub mod policy;
 pub mod policy_set;
 pub mod product;
+pub mod public;
 pub mod quantity;
+pub mod text;
 pub mod wallet;
 
 pub use currency::{Currency, CurrencyError};
@@ -33,3 +35,4 @@ pub use money::{Money, MoneyError};
 pub use name::{Name, NameError};
 pub use policy::{Policy, PolicyError, PolicyPart};
 pub use quantity::{Quantity, QuantityError};
+pub use text::TextError;

@@ -174,6 +174,14 @@ pub enum OrderEvent {
     },
 }
 
+impl OrderEvent {
+    /// The event as it may leave the process (`history`, `events tail`, the relay, …): it
+    /// holds no secret, so this is its stored form.
+    pub fn public_json(&self) -> serde_json::Value {
+        crate::public::stored_json(self)
+    }
+}
+
 impl DomainEvent for OrderEvent {
     fn event_type(&self) -> String {
         match self {

@@ -50,6 +50,14 @@ pub enum PolicySetEvent {
     AllPoliciesRevoked,
 }
 
+impl PolicySetEvent {
+    /// The event as it may leave the process (`history`, `events tail`, the relay, …): it
+    /// holds no secret, so this is its stored form.
+    pub fn public_json(&self) -> serde_json::Value {
+        crate::public::stored_json(self)
+    }
+}
+
 impl DomainEvent for PolicySetEvent {
     fn event_type(&self) -> String {
         match self {

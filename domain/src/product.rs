@@ -140,6 +140,14 @@ pub enum ProductEvent {
     },
 }
 
+impl ProductEvent {
+    /// The event as it may leave the process (`history`, `events tail`, the relay, …): it
+    /// holds no secret, so this is its stored form.
+    pub fn public_json(&self) -> serde_json::Value {
+        crate::public::stored_json(self)
+    }
+}
+
 impl DomainEvent for ProductEvent {
     fn event_type(&self) -> String {
         match self {

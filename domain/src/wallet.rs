@@ -95,6 +95,14 @@ pub enum WalletEvent {
     },
 }
 
+impl WalletEvent {
+    /// The event as it may leave the process (`history`, `events tail`, the relay, …): it
+    /// holds no secret, so this is its stored form.
+    pub fn public_json(&self) -> serde_json::Value {
+        crate::public::stored_json(self)
+    }
+}
+
 impl DomainEvent for WalletEvent {
     fn event_type(&self) -> String {
         match self {
