@@ -1,6 +1,6 @@
 //! eventshop: the one command-line binary. Parses arguments and hands over to `cli`; everything
 //! else lives in the workspace crates. Errors end the process with a one-line message and a
-//! non-zero exit code.
+//! non-zero exit code; a usage error also names the `--help` to read (exit code 2).
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -15,8 +15,12 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(error) => return cli::usage_error(error),
+    };
     cli::init_tracing(&args);
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,6 +37,15 @@ fn main() -> ExitCode {
             eprintln!("error: {}", one_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, so that many connections (each a
+/// file) do not run the server out of descriptors at the common soft default of 1024.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
 }
 

@@ -33,7 +33,7 @@ pub struct ErrorBody {
 /// Why a request was not carried out. Each variant names its HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the body is not JSON, a path parameter or header is malformed.
+    /// 400: the body is not exactly one JSON value, a path parameter or header is malformed.
     #[error("{message}")]
     BadRequest {
         /// What is wrong.
@@ -70,12 +70,18 @@ pub enum ApiError {
         /// The aggregate's current version, for a stale `If-Match`.
         current_version: Option<u64>,
     },
+    /// 408: the body did not arrive within `request_body_timeout_secs`.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 413: the body is larger than `max_body_bytes`.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
         /// The limit.
         limit: usize,
     },
+    /// 415: a body came with a `Content-Type` other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 422: well-formed JSON that is not a valid command (unknown or missing field, wrong type,
     /// out-of-range value), a domain rejection of kind unprocessable, or an `Idempotency-Key`
     /// reused with another request.
@@ -131,7 +137,9 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -143,6 +151,7 @@ impl ApiError {
             | ApiError::Conflict { field, .. }
             | ApiError::NotFound { field, .. }
             | ApiError::Unprocessable { field, .. } => field.clone(),
+            ApiError::UnsupportedMediaType(_) => Some("Content-Type".to_owned()),
             _ => None,
         }
     }
@@ -249,7 +258,9 @@ impl DomainRejection for ProductError {
     fn field(&self) -> Option<&'static str> {
         match self {
             ProductError::InvalidName(_) => Some("name"),
-            ProductError::DescriptionTooLong { .. } => Some("description"),
+            ProductError::DescriptionTooLong { .. } | ProductError::InvalidDescription(_) => {
+                Some("description")
+            }
             ProductError::NonPositivePrice => Some("price"),
             ProductError::StockOverflow => Some("quantity"),
             _ => None,

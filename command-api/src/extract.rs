@@ -1,19 +1,24 @@
 //! Request extractors whose rejections are [`ApiError`]s naming the field at fault: JSON bodies,
 //! UUID path parameters and the `If-Match` header.
+//!
+//! A body is checked in this order: its `Content-Type` (absent or JSON, else 415), its size
+//! (413), that it is exactly one JSON value (400), that every string in it, keys included,
+//! keeps the text rule of [`domain::text`] (422 naming the JSON path), and then that it fits the
+//! command (422 naming the field).
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A JSON body deserialized into `T`. Not JSON → 400; JSON that does not fit `T` (unknown or
-/// missing field, wrong type, invalid value) → 422 naming the field; too large → 413.
+/// A JSON body deserialized into `T`. A `Content-Type` other than JSON → 415; too large → 413;
+/// not exactly one JSON value → 400; a string breaking the text rule, or JSON that does not fit
+/// `T` (unknown or missing field, wrong type, invalid value) → 422 naming the field.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -21,22 +26,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| body_rejection(rejection, state.settings().max_body_bytes))?;
+        check_content_type(req.headers())?;
+        let bytes = read_body(req.into_body(), state.settings().max_body_bytes).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
 
-fn body_rejection(rejection: BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit }
-    } else {
-        ApiError::bad_request(rejection.body_text(), None)
-    }
-}
-
-/// Reads a whole body of at most `limit` bytes: larger → 413, a broken stream → 400.
+/// Reads a whole body of at most `limit` bytes: larger → 413, slower than its deadline → 408
+/// (see [`crate::deadline`]), a broken stream → 400.
 pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let inner = error.into_inner();
@@ -45,14 +42,54 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Ap
             if e.is::<http_body_util::LengthLimitError>() {
                 return ApiError::PayloadTooLarge { limit };
             }
+            if let Some(timeout) = e.downcast_ref::<crate::deadline::BodyTimedOut>() {
+                return ApiError::RequestTimeout(timeout.to_string());
+            }
             cause = e.source();
         }
         ApiError::bad_request(format!("cannot read the request body: {inner}"), None)
     })
 }
 
-/// Deserializes `bytes` as `T`, naming the field of a data error.
+/// Refuses a `Content-Type` that is not JSON (`application/json` or `application/<x>+json`, any
+/// parameters) with 415. A request without `Content-Type` is read as JSON.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let is_json = essence.as_deref().is_some_and(|mime| {
+        mime == "application/json"
+            || mime
+                .strip_prefix("application/")
+                .is_some_and(|sub| sub.ends_with("+json"))
+    });
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON (Content-Type: application/json)".into(),
+        ))
+    }
+}
+
+/// Deserializes `bytes`, which must be exactly one JSON value (else 400), as `T`. Every string
+/// in it must keep the text rule (else 422 naming its JSON path); a data error names its field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::bad_request(
+            format!(
+                "the body is not valid JSON: {}",
+                strip_position(&error.to_string())
+            ),
+            None,
+        )
+    })?;
+    check_text(&value, &mut String::new())?;
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(deserializer) {
         Ok(value) => Ok(value),
@@ -71,6 +108,46 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 serde_json::error::Category::Io => Err(ApiError::bad_request(message, None)),
             }
         }
+    }
+}
+
+/// Checks every string and object key in `value` against [`domain::text::check`]; `path` is
+/// the JSON path of `value` (`items[0].name`, empty at the top).
+fn check_text(value: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+    let refuse = |path: &str, error: domain::TextError| {
+        let field = if path.is_empty() { None } else { Some(path) };
+        let name = field.unwrap_or("the body");
+        ApiError::unprocessable(format!("{name} {error}"), field)
+    };
+    match value {
+        serde_json::Value::String(text) => {
+            domain::text::check(text).map_err(|error| refuse(path, error))
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_text(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, item) in fields {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                if let Err(error) = domain::text::check(key) {
+                    return Err(refuse(path, error));
+                }
+                check_text(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -233,6 +310,63 @@ mod tests {
             Some("items[0].colour")
         );
         assert_eq!(field(r#"{}"#).as_deref(), Some("items"));
+    }
+
+    #[test]
+    fn given_trailing_data_after_the_value_when_parsed_then_it_is_a_bad_request() {
+        for body in [
+            &b"{\"items\":[]} trailing"[..],
+            b"{\"items\":[]}{\"items\":[]}",
+            b"{\"items\":[]} 1",
+        ] {
+            assert!(
+                matches!(parse_json::<Order>(body), Err(ApiError::BadRequest { .. })),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn given_a_control_character_anywhere_when_parsed_then_the_json_path_is_named() {
+        let field = |json: &str| match parse_json::<serde_json::Value>(json.as_bytes()) {
+            Err(ApiError::Unprocessable { field, .. }) => field,
+            other => panic!("expected 422, got {other:?}"),
+        };
+        assert_eq!(
+            field(r#"{"items":[{"x":"a\u0000b"}]}"#).as_deref(),
+            Some("items[0].x")
+        );
+        assert_eq!(
+            field(r#"{"reason":"\u001b[31m"}"#).as_deref(),
+            Some("reason")
+        );
+        assert_eq!(field(r#"{"a\u0000":1}"#).as_deref(), Some("a\u{0}"));
+        assert_eq!(field(r#""\u0007""#), None);
+        assert!(parse_json::<serde_json::Value>(br#"{"ok":"tab\tand\nline"}"#).is_ok());
+    }
+
+    #[test]
+    fn given_a_content_type_when_checked_then_only_json_passes() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            check_content_type(&headers)
+        };
+        assert!(with("application/json").is_ok());
+        assert!(with("Application/JSON; charset=utf-8").is_ok());
+        assert!(with("application/merge-patch+json").is_ok());
+        assert!(check_content_type(&HeaderMap::new()).is_ok());
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            assert!(matches!(
+                with(refused),
+                Err(ApiError::UnsupportedMediaType(_))
+            ));
+        }
     }
 
     #[test]

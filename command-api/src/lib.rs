@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -22,19 +23,22 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod respond;
+pub mod serve;
 pub mod state;
 
-use std::future::Future;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use eventstore_config::{Settings, Store};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
 
 pub use error::ApiError;
+pub use serve::{serve, serve_with, ServeLimits};
 pub use state::AppState;
 
 /// A built command API: its state and the background task keeping the policy cache current.
@@ -71,15 +75,13 @@ impl Drop for App {
     }
 }
 
-/// The routes over `state`.
+/// The routes over `state`. Routes that need a caller authenticate it before anything else
+/// (path ids, headers, the body): a request without a valid token is a 401 first.
 pub fn router(state: AppState) -> Router {
     use handlers::{accounts, orders, policies, products, sessions};
-    let api = Router::new()
-        .route("/accounts", post(accounts::register))
+    let authenticated = Router::new()
         .route("/accounts/{id}", delete(accounts::delete_account))
         .route("/accounts/{id}/deposits", post(accounts::deposit))
-        .route("/sessions", post(sessions::login))
-        .route("/sessions/refresh", post(sessions::refresh))
         .route("/products", post(products::create))
         .route("/products/{id}", patch(products::patch))
         .route("/products/{id}/restock", post(products::restock))
@@ -93,12 +95,27 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_first,
+        ));
+    let open = Router::new()
+        .route("/accounts", post(accounts::register))
+        .route("/sessions", post(sessions::login))
+        .route("/sessions/refresh", post(sessions::refresh))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .route(
             "/openapi.json",
             get(|| async { Json(openapi::ApiDoc::openapi()) }),
-        )
+        );
+    let api = authenticated
+        .merge(open)
         .method_not_allowed_fallback(method_not_allowed);
     let metrics = state.metrics().clone();
+    let body_time = Duration::from_secs(state.settings().request_body_timeout_secs.max(1));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(handlers::healthz))
@@ -109,6 +126,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route", None) })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings().max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            deadline::limit_body_time(body_time, request, next)
+        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
@@ -121,19 +141,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed("this route does not accept that method".into())
+/// Middleware on the routes that need a caller: authenticates it (the `Caller` extractor's
+/// check) before idempotency, path ids, headers or the body are looked at.
+async fn authenticate_first(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    match authz::Caller::from_request_parts(&mut parts, &state).await {
+        Ok(_) => next.run(Request::from_parts(parts, body)).await,
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets running requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this route does not accept that method".into())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

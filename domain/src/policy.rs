@@ -4,9 +4,12 @@ use serde::{Deserialize, Serialize};
 
 /// One access rule: `subject:action:resource_type:resource_id`, e.g. `10:get:orders:15`.
 ///
-/// Each part is a token of 1 to [`Policy::MAX_PART_LEN`] characters without `:` or
-/// whitespace. A part that is exactly `*` is a wildcard matching anything in that position;
-/// `*` may not be mixed with other characters. An admin holds `<subject>:*:*:*`.
+/// Each part is a token of 1 to [`Policy::MAX_PART_LEN`] characters without `:`, whitespace
+/// or control characters. In the action, resource type and resource id, a part that is exactly
+/// `*` is a wildcard matching anything in that position; `*` may not be mixed with other
+/// characters. The subject is always one account id: a `*` subject would grant nothing (a
+/// caller's policies are looked up by its own id), so it is refused. An admin holds
+/// `<subject>:*:*:*`.
 /// Serialized as the plain string.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -78,8 +81,8 @@ pub enum PolicyError {
         /// The limit.
         max: usize,
     },
-    /// A part contains whitespace or a `:`.
-    #[error("policy {part} contains whitespace or ':'")]
+    /// A part contains whitespace, a control character or a `:`.
+    #[error("policy {part} contains whitespace, a control character or ':'")]
     InvalidCharacter {
         /// Which part.
         part: PolicyPart,
@@ -90,6 +93,9 @@ pub enum PolicyError {
         /// Which part.
         part: PolicyPart,
     },
+    /// The subject is `*`: policies are held per account, so it must name one.
+    #[error("policy subject must be an account id, not '*'")]
+    WildcardSubject,
 }
 
 /// The wildcard token.
@@ -121,6 +127,9 @@ impl Policy {
         for (part, value) in PolicyPart::ALL.into_iter().zip(values) {
             check_part(part, value)?;
         }
+        if subject == WILDCARD {
+            return Err(PolicyError::WildcardSubject);
+        }
         Ok(Policy {
             subject: subject.to_owned(),
             action: action.to_owned(),
@@ -134,7 +143,7 @@ impl Policy {
         Policy::new(subject, WILDCARD, WILDCARD, WILDCARD)
     }
 
-    /// Who the policy is for (`*`: everyone).
+    /// The account the policy is for.
     pub fn subject(&self) -> &str {
         &self.subject
     }
@@ -204,7 +213,10 @@ fn check_part(part: PolicyPart, value: &str) -> Result<(), PolicyError> {
             max: Policy::MAX_PART_LEN,
         });
     }
-    if value.chars().any(|c| c == ':' || c.is_whitespace()) {
+    if value
+        .chars()
+        .any(|c| c == ':' || c.is_whitespace() || c.is_control())
+    {
         return Err(PolicyError::InvalidCharacter { part });
     }
     if value != WILDCARD && value.contains('*') {

@@ -187,6 +187,10 @@ pub enum ProductError {
         /// Characters found.
         actual: usize,
     },
+    /// The description breaks the text rule ([`crate::text`]). Kind:
+    /// [`Rejection::Unprocessable`].
+    #[error("description {0}")]
+    InvalidDescription(crate::TextError),
     /// The price is zero or negative. Kind: [`Rejection::Unprocessable`].
     #[error("price must be greater than zero")]
     NonPositivePrice,
@@ -229,6 +233,7 @@ impl ProductError {
             | ProductError::ReservationClosed { .. } => Rejection::Conflict,
             ProductError::InvalidName(_)
             | ProductError::DescriptionTooLong { .. }
+            | ProductError::InvalidDescription(_)
             | ProductError::NonPositivePrice
             | ProductError::NothingToUpdate
             | ProductError::StockOverflow
@@ -393,6 +398,7 @@ fn parse_name(name: &str) -> Result<String, ProductError> {
 
 fn parse_description(description: &str) -> Result<String, ProductError> {
     let trimmed = description.trim();
+    crate::text::check(trimmed).map_err(ProductError::InvalidDescription)?;
     let actual = trimmed.chars().count();
     if actual > MAX_DESCRIPTION_LEN {
         return Err(ProductError::DescriptionTooLong {

@@ -439,7 +439,7 @@ const POLICIES: [&str; 4] = [
     "10:get:orders:15",
     "10:*:orders:*",
     "10:*:*:*",
-    "*:get:products:*",
+    "11:get:products:*",
 ];
 
 #[derive(Debug, Clone)]

@@ -126,6 +126,18 @@ async fn creating_a_product_with_a_description_over_2000_characters_is_rejected(
 }
 
 #[tokio::test]
+async fn given_a_description_with_a_nul_when_a_product_is_created_then_it_is_rejected() {
+    fixture()
+        .given_no_previous_events()
+        .when_async(create("Mug", "A\u{0}mug", 1390, 1))
+        .await
+        .then_expect_error(ProductError::InvalidDescription(domain::TextError {
+            code: 0,
+            index: 1,
+        }));
+}
+
+#[tokio::test]
 async fn creating_a_product_with_a_zero_price_is_rejected() {
     fixture()
         .given_no_previous_events()
@@ -543,6 +555,7 @@ fn product_errors_have_their_documented_kinds() {
     for unprocessable in [
         InvalidName(NameError::Empty),
         DescriptionTooLong { max: 1, actual: 2 },
+        InvalidDescription(domain::TextError { code: 0, index: 0 }),
         NonPositivePrice,
         NothingToUpdate,
         StockOverflow,

@@ -25,6 +25,9 @@ const SETTING_KEYS: &[&str] = &[
     "refresh_token_ttl_secs",
     "max_body_bytes",
     "payment_timeout_secs",
+    "header_read_timeout_secs",
+    "request_body_timeout_secs",
+    "max_http_connections",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -57,6 +60,15 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds an order may wait for its payment before the saga cancels it.
     pub payment_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers, counted from the connection's start
+    /// or, on a kept-alive connection, from the end of the previous response (so it is also
+    /// the idle timeout); then the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a whole request body (slower: 408).
+    pub request_body_timeout_secs: u64,
+    /// Most HTTP connections served at once; more wait in the listen queue. Also kept below
+    /// the process's open-file limit.
+    pub max_http_connections: usize,
 }
 
 impl Default for Settings {
@@ -74,6 +86,9 @@ impl Default for Settings {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             max_body_bytes: 64 * 1024,
             payment_timeout_secs: 900,
+            header_read_timeout_secs: 10,
+            request_body_timeout_secs: 30,
+            max_http_connections: 1024,
         }
     }
 }

@@ -15,6 +15,10 @@ use tracing_subscriber::EnvFilter;
 /// eventshop — an event-sourced commerce backend: REST commands, an append-only event log,
 /// projected read models and a GraphQL API with temporal queries.
 ///
+/// `eventshop serve` runs all of it in one process: the REST command API under /api/v1
+/// (OpenAPI at /api/v1/openapi.json), GraphQL at /graphql, /healthz and /metrics, with the
+/// projector workers and the order saga in the background.
+///
 /// Configuration comes from ./eventshop.toml (or the file in EVENTSHOP_CONFIG), then EVENTSHOP_*
 /// variables; DATABASE_URL (postgres://… or sqlite://…) picks the store. With nothing set, the
 /// embedded SQLite database sqlite://./data/eventshop.db is used.
@@ -32,10 +36,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run everything in one process: the REST API (and the GraphQL API and projectors once
-    /// they are wired in). Stops cleanly on Ctrl-C / SIGTERM.
+    /// Run everything in one process: the REST command API (/api/v1), the GraphQL API
+    /// (/graphql, GraphiQL in a browser), /healthz and /metrics on one listener, with the
+    /// projector workers and the order saga in the background. Stops cleanly on Ctrl-C /
+    /// SIGTERM: running requests finish, then the workers stop.
     Serve(serve::BindArgs),
-    /// Run the REST command API alone.
+    /// Run the REST command API alone (/api/v1, /healthz, /metrics; no GraphQL, no projectors).
     #[command(name = "command-api")]
     WriteApi(serve::BindArgs),
     /// Account administration (create-admin).
@@ -69,6 +75,55 @@ enum Command {
         #[command(subcommand)]
         command: projections::ProjectionsCommand,
     },
+}
+
+/// Reports a command-line error: `--help` and `--version` print as usual (exit 0); anything
+/// else is one line on stderr naming the help of the (sub)command at fault, exit code 2.
+pub fn usage_error(error: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return std::process::ExitCode::SUCCESS;
+    }
+    let path = command_path(std::env::args().skip(1));
+    let message = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        format!("'{path}' requires a subcommand")
+    } else {
+        // clap's first paragraph (e.g. "unexpected argument '--x' found", or "the following
+        // required arguments were not provided:" and the arguments), on one line.
+        let rendered = error.to_string();
+        let paragraph = rendered.split("\n\n").next().unwrap_or_default();
+        let line = paragraph.split_whitespace().collect::<Vec<_>>().join(" ");
+        line.strip_prefix("error: ").unwrap_or(&line).to_owned()
+    };
+    eprintln!("error: {message} (try '{path} --help')");
+    std::process::ExitCode::from(2)
+}
+
+/// `eventshop` followed by the subcommands named in `args` (options and their values skipped).
+fn command_path(args: impl IntoIterator<Item = String>) -> String {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut path = vec![command.get_name().to_owned()];
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--log" {
+            args.next();
+            continue;
+        }
+        if arg.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = command.find_subcommand(&arg).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_owned());
+        command = sub;
+    }
+    path.join(" ")
 }
 
 /// Sends logs to stderr, `warn` and above unless `--log` or RUST_LOG say otherwise.

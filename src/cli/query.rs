@@ -54,9 +54,14 @@ pub async fn query_api(settings: Settings, store: Store, args: QueryApiArgs) -> 
         "eventshop query API listening on http://{}/graphql",
         listener.local_addr().context("reading the bound address")?
     );
-    command_api::serve(listener, router, command_api::shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    command_api::serve_with(
+        listener,
+        router,
+        command_api::ServeLimits::from_settings(&settings),
+        command_api::shutdown_signal(),
+    )
+    .await
+    .context("serving HTTP")?;
     store.close().await;
     Ok(())
 }

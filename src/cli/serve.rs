@@ -58,9 +58,14 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
     };
 
     let listener = listen(args.address(&settings)).await?;
-    let served = command_api::serve(listener, router, command_api::shutdown_signal())
-        .await
-        .context("serving HTTP");
+    let served = command_api::serve_with(
+        listener,
+        router,
+        command_api::ServeLimits::from_settings(&settings),
+        command_api::shutdown_signal(),
+    )
+    .await
+    .context("serving HTTP");
     let _ = stop.send(true);
     match workers.await {
         Ok(Ok(())) => {}
@@ -78,9 +83,14 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
 pub async fn command_api(settings: Settings, store: Store, args: BindArgs) -> anyhow::Result<()> {
     let app = command_api::build(settings.clone(), store.clone()).await?;
     let listener = listen(args.address(&settings)).await?;
-    command_api::serve(listener, app.router(), command_api::shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    command_api::serve_with(
+        listener,
+        app.router(),
+        command_api::ServeLimits::from_settings(&settings),
+        command_api::shutdown_signal(),
+    )
+    .await
+    .context("serving HTTP")?;
     drop(app);
     store.close().await;
     Ok(())

@@ -2,6 +2,7 @@
 //! SIGKILL and restarted, and several runners sharing the projections through leases; the API
 //! servers started and stopped with SIGTERM, and `accounts create-admin`.
 
+mod cli;
 mod projectors;
 mod saga;
 mod serve;

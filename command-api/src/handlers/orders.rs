@@ -215,7 +215,8 @@ pub async fn cancel(
     ))
 }
 
-/// A body that may be empty (whitespace only counts as empty).
+/// A body that may be empty (whitespace only counts as empty). A non-empty one must come as
+/// JSON (else 415).
 #[derive(Debug)]
 pub struct OptionalBody(pub Option<Bytes>);
 
@@ -227,9 +228,12 @@ impl axum::extract::FromRequest<AppState> for OptionalBody {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let limit = state.settings().max_body_bytes;
+        let headers = req.headers().clone();
         let bytes = crate::extract::read_body(req.into_body(), limit).await?;
-        Ok(OptionalBody(
-            (!bytes.iter().all(u8::is_ascii_whitespace)).then_some(bytes),
-        ))
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(None));
+        }
+        crate::extract::check_content_type(&headers)?;
+        Ok(OptionalBody(Some(bytes)))
     }
 }
