@@ -11,12 +11,11 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use eventstore_config::Settings;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 /// Open files kept free for the database pool, logs and the like when the connection cap is
@@ -56,7 +55,7 @@ impl ServeLimits {
             .unwrap_or(u64::MAX);
         let fits =
             usize::try_from(files.saturating_sub(RESERVED_FILES).max(16)).unwrap_or(usize::MAX);
-        self.max_connections.min(fits)
+        self.max_connections.min(fits).min(1 << 20)
     }
 }
 
@@ -78,11 +77,11 @@ pub async fn serve_with(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.effective_max_connections()));
-    let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    let max_connections = limits.effective_max_connections();
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let (stop, stopping) = watch::channel(false);
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
@@ -117,18 +116,34 @@ pub async fn serve_with(
                 request
             });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, %peer, "connection ended with an error");
+            tokio::pin!(connection);
+            let stopped = async {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stopped => {
+                    // Finish the running request, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, %peer, "connection ended with an error");
             }
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    // Every connection holds a permit until it is closed: wait for all of them.
+    let _ = permits
+        .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))
+        .await;
     Ok(())
 }
 
