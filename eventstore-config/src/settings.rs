@@ -25,6 +25,10 @@ const SETTING_KEYS: &[&str] = &[
     "refresh_token_ttl_secs",
     "max_body_bytes",
     "payment_timeout_secs",
+    "login_attempts_per_account_per_minute",
+    "login_attempts_per_address_per_minute",
+    "password_hash_concurrency",
+    "password_hash_wait_ms",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -57,6 +61,15 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds an order may wait for its payment before the saga cancels it.
     pub payment_timeout_secs: u64,
+    /// Login attempts (right or wrong) allowed per account (e-mail) a minute, all at once or
+    /// spread out; beyond: 429 with `Retry-After` (0: no limit).
+    pub login_attempts_per_account_per_minute: u32,
+    /// Login attempts allowed per client address a minute; beyond: 429 (0: no limit).
+    pub login_attempts_per_address_per_minute: u32,
+    /// Password hashes (logins, registrations) computed at once (0: half the cores, at least 1).
+    pub password_hash_concurrency: u32,
+    /// Milliseconds a request waits for a password-hashing slot before a 503 with `Retry-After`.
+    pub password_hash_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -74,6 +87,10 @@ impl Default for Settings {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             max_body_bytes: 64 * 1024,
             payment_timeout_secs: 900,
+            login_attempts_per_account_per_minute: 10,
+            login_attempts_per_address_per_minute: 60,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 5_000,
         }
     }
 }
