@@ -92,6 +92,25 @@ pub enum ApiError {
         /// Where.
         field: Option<String>,
     },
+    /// 429: too many attempts (logins); `Retry-After` says when to try again.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What is limited.
+        message: String,
+        /// The field whose value is limited (`email`), when there is one.
+        field: Option<String>,
+        /// Seconds to wait (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
+    /// 503: the server is too busy for this request now (password hashing); `Retry-After` says
+    /// when to try again.
+    #[error("{message}")]
+    ServiceUnavailable {
+        /// What is busy.
+        message: String,
+        /// Seconds to wait (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// 500: the store or another part of the infrastructure failed. The cause is logged; the
     /// answer says nothing more.
     #[error("internal error")]
@@ -141,6 +160,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -150,7 +171,8 @@ impl ApiError {
             ApiError::BadRequest { field, .. }
             | ApiError::Conflict { field, .. }
             | ApiError::NotFound { field, .. }
-            | ApiError::Unprocessable { field, .. } => field.clone(),
+            | ApiError::Unprocessable { field, .. }
+            | ApiError::TooManyRequests { field, .. } => field.clone(),
             ApiError::UnsupportedMediaType(_) => Some("Content-Type".to_owned()),
             _ => None,
         }
@@ -183,6 +205,18 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(axum::http::header::ETAG, value);
             }
+        }
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | ApiError::ServiceUnavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs),
+            );
         }
         if let ApiError::Unauthorized(_) = &self {
             response.headers_mut().insert(

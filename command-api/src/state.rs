@@ -1,14 +1,13 @@
-//! What every handler shares: settings, the store and its command bus, the token keys, the
-//! policy cache and the metrics.
+//! What every handler shares: settings, the store and its command bus, the authenticator (token
+//! keys and policy cache), password hashing, the login limits and the metrics.
 
 use std::sync::Arc;
 
+use access::{Authenticator, LoginLimits, Passwords, PolicyCache, Tokens};
 use domain::account::AccountServices;
 use domain::Currency;
 use eventstore_config::{CommandBus, Settings, SqlEmailRegistry, Store};
 
-use crate::auth::Tokens;
-use crate::authz::PolicyCache;
 use crate::metrics::Metrics;
 
 /// The shared state (cheap to clone).
@@ -20,8 +19,9 @@ struct Inner {
     settings: Settings,
     store: Store,
     bus: CommandBus,
-    tokens: Tokens,
-    cache: Arc<PolicyCache>,
+    authenticator: Authenticator,
+    passwords: Passwords,
+    login_limits: LoginLimits,
     metrics: Arc<Metrics>,
     accounts: AccountServices,
     default_currency: Currency,
@@ -36,13 +36,14 @@ impl AppState {
                 settings.default_currency
             )
         })?;
-        let tokens = Tokens::load(&settings, &store).await?;
+        let authenticator = Authenticator::load(&settings, &store).await?;
         Ok(Self(Arc::new(Inner {
             bus: CommandBus::new(store.clone(), &settings),
             accounts: AccountServices::new(Arc::new(SqlEmailRegistry::new(store.clone()))),
-            cache: Arc::new(PolicyCache::new()),
+            passwords: Passwords::from_settings(&settings),
+            login_limits: LoginLimits::from_settings(&settings),
             metrics: Arc::new(Metrics::new()),
-            tokens,
+            authenticator,
             default_currency,
             settings,
             store,
@@ -64,14 +65,29 @@ impl AppState {
         &self.0.bus
     }
 
+    /// The authenticator (shared with the GraphQL API when both are served by one process).
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.0.authenticator
+    }
+
     /// Token signing and checking.
     pub fn tokens(&self) -> &Tokens {
-        &self.0.tokens
+        self.0.authenticator.tokens()
     }
 
     /// The policy cache.
     pub fn cache(&self) -> &Arc<PolicyCache> {
-        &self.0.cache
+        self.0.authenticator.cache()
+    }
+
+    /// Password hashing, at most a bounded number at once.
+    pub fn passwords(&self) -> &Passwords {
+        &self.0.passwords
+    }
+
+    /// The login rate limits.
+    pub fn login_limits(&self) -> &LoginLimits {
+        &self.0.login_limits
     }
 
     /// The metrics registry.

@@ -1,4 +1,4 @@
-//! Accounts: registration, logins, refresh-token revocation and deletion.
+//! Accounts: registration, logins, refresh-token rotation (with token families) and deletion.
 
 mod email_registry;
 
@@ -96,6 +96,17 @@ pub enum AccountCommand {
         /// The token id.
         jti: Uuid,
     },
+    /// Trades the refresh token `jti` of token family `family` for its successor (rotation).
+    /// A first use revokes the token; a second use (reuse: the token was stolen, or replayed)
+    /// revokes the whole family instead, so its successors stop working too (OAuth 2.0
+    /// Security BCP, refresh token rotation). A token of a revoked family is refused
+    /// ([`AccountError::TokenFamilyRevoked`]).
+    RotateRefreshToken {
+        /// The presented token's id.
+        jti: Uuid,
+        /// The family it belongs to (the login or registration that started the chain).
+        family: Uuid,
+    },
     /// Deletes the account; it accepts nothing afterwards.
     Delete {
         /// When.
@@ -135,6 +146,12 @@ pub enum AccountEvent {
         /// The token id.
         jti: Uuid,
     },
+    /// A rotated refresh token was presented again: every token of its family is revoked.
+    #[serde(rename = "RefreshTokenFamilyRevoked")]
+    RefreshTokenFamilyRevoked {
+        /// The family id.
+        family: Uuid,
+    },
     /// The account is gone.
     #[serde(rename = "AccountDeleted")]
     AccountDeleted {
@@ -153,6 +170,9 @@ impl AccountEvent {
                 crate::public::hide(&mut value, "password_hash")
             }
             AccountEvent::RefreshTokenRevoked { .. } => crate::public::hide(&mut value, "jti"),
+            AccountEvent::RefreshTokenFamilyRevoked { .. } => {
+                crate::public::hide(&mut value, "family")
+            }
             AccountEvent::AccountAuthenticated { .. } | AccountEvent::AccountDeleted { .. } => {}
         }
         value
@@ -165,6 +185,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::AccountRegistered { .. } => "AccountRegistered",
             AccountEvent::AccountAuthenticated { .. } => "AccountAuthenticated",
             AccountEvent::RefreshTokenRevoked { .. } => "RefreshTokenRevoked",
+            AccountEvent::RefreshTokenFamilyRevoked { .. } => "RefreshTokenFamilyRevoked",
             AccountEvent::AccountDeleted { .. } => "AccountDeleted",
         }
         .to_owned()
@@ -193,6 +214,10 @@ pub enum AccountError {
     /// The name is not a valid [`Name`]. Kind: [`Rejection::Unprocessable`].
     #[error("invalid name: {0}")]
     InvalidName(NameError),
+    /// The refresh token's family was revoked (one of its tokens was reused). Kind:
+    /// [`Rejection::Unprocessable`]; the API answers it as an authentication failure.
+    #[error("this refresh token's family was revoked")]
+    TokenFamilyRevoked,
     /// The password hash is empty. Kind: [`Rejection::Unprocessable`].
     #[error("password hash is empty")]
     EmptyPasswordHash,
@@ -210,6 +235,7 @@ impl AccountError {
             AccountError::NotRegistered => Rejection::NotFound,
             AccountError::AlreadyRegistered | AccountError::EmailTaken => Rejection::Conflict,
             AccountError::AccountDeleted
+            | AccountError::TokenFamilyRevoked
             | AccountError::InvalidName(_)
             | AccountError::EmptyPasswordHash => Rejection::Unprocessable,
             AccountError::EmailRegistryUnavailable(_) => Rejection::Conflict,
@@ -235,6 +261,8 @@ pub struct Account {
     last_login_at: Option<DateTime<Utc>>,
     deleted_at: Option<DateTime<Utc>>,
     revoked_tokens: BTreeSet<Uuid>,
+    #[serde(default)]
+    revoked_families: BTreeSet<Uuid>,
 }
 
 impl std::fmt::Debug for Account {
@@ -253,6 +281,7 @@ impl std::fmt::Debug for Account {
             .field("last_login_at", &self.last_login_at)
             .field("deleted_at", &self.deleted_at)
             .field("revoked_tokens", &self.revoked_tokens)
+            .field("revoked_families", &self.revoked_families)
             .finish()
     }
 }
@@ -316,6 +345,16 @@ impl Account {
     /// Every revoked refresh-token id.
     pub fn revoked_tokens(&self) -> &BTreeSet<Uuid> {
         &self.revoked_tokens
+    }
+
+    /// True when the refresh-token family `family` was revoked (a token of it was reused).
+    pub fn is_family_revoked(&self, family: Uuid) -> bool {
+        self.revoked_families.contains(&family)
+    }
+
+    /// Every revoked refresh-token family.
+    pub fn revoked_families(&self) -> &BTreeSet<Uuid> {
+        &self.revoked_families
     }
 
     /// Refuses commands to a deleted or never-registered account.
@@ -390,6 +429,17 @@ impl Aggregate for Account {
                 }
                 AccountEvent::RefreshTokenRevoked { jti }
             }
+            AccountCommand::RotateRefreshToken { jti, family } => {
+                self.ensure_active()?;
+                if self.is_family_revoked(family) {
+                    return Err(AccountError::TokenFamilyRevoked);
+                }
+                if self.is_token_revoked(jti) {
+                    AccountEvent::RefreshTokenFamilyRevoked { family }
+                } else {
+                    AccountEvent::RefreshTokenRevoked { jti }
+                }
+            }
             AccountCommand::Delete { at } => {
                 self.ensure_active()?;
                 AccountEvent::AccountDeleted { at }
@@ -420,7 +470,113 @@ impl Aggregate for Account {
             AccountEvent::RefreshTokenRevoked { jti } => {
                 self.revoked_tokens.insert(jti);
             }
+            AccountEvent::RefreshTokenFamilyRevoked { family } => {
+                self.revoked_families.insert(family);
+            }
             AccountEvent::AccountDeleted { at } => self.deleted_at = Some(at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn fixture() -> TestFramework<Account> {
+        TestFramework::with(AccountServices::new(Arc::new(InMemoryEmailRegistry::new())))
+    }
+
+    fn registered() -> AccountEvent {
+        AccountEvent::AccountRegistered {
+            account_id: id(1),
+            email: Email::parse("ann@example.com").unwrap(),
+            name: "Ann".into(),
+            password_hash: "$argon2id$x".into(),
+            role: Role::Customer,
+            registered_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    const FAMILY: u128 = 100;
+
+    fn rotate(jti: u128) -> AccountCommand {
+        AccountCommand::RotateRefreshToken {
+            jti: id(jti),
+            family: id(FAMILY),
+        }
+    }
+
+    #[tokio::test]
+    async fn given_a_fresh_refresh_token_when_it_is_rotated_then_only_that_token_is_revoked() {
+        fixture()
+            .given(vec![registered()])
+            .when_async(rotate(7))
+            .await
+            .then_expect_events(vec![AccountEvent::RefreshTokenRevoked { jti: id(7) }]);
+    }
+
+    #[tokio::test]
+    async fn given_a_rotated_refresh_token_when_it_is_presented_again_then_its_family_is_revoked() {
+        fixture()
+            .given(vec![
+                registered(),
+                AccountEvent::RefreshTokenRevoked { jti: id(7) },
+                AccountEvent::RefreshTokenRevoked { jti: id(8) },
+            ])
+            .when_async(rotate(7))
+            .await
+            .then_expect_events(vec![AccountEvent::RefreshTokenFamilyRevoked {
+                family: id(FAMILY),
+            }]);
+    }
+
+    #[tokio::test]
+    async fn given_a_revoked_family_when_a_successor_token_is_rotated_then_it_is_refused() {
+        fixture()
+            .given(vec![
+                registered(),
+                AccountEvent::RefreshTokenRevoked { jti: id(7) },
+                AccountEvent::RefreshTokenFamilyRevoked { family: id(FAMILY) },
+            ])
+            .when_async(rotate(9))
+            .await
+            .then_expect_error(AccountError::TokenFamilyRevoked);
+    }
+
+    #[tokio::test]
+    async fn given_a_revoked_family_when_a_token_of_another_family_is_rotated_then_it_works() {
+        fixture()
+            .given(vec![
+                registered(),
+                AccountEvent::RefreshTokenFamilyRevoked { family: id(FAMILY) },
+            ])
+            .when_async(AccountCommand::RotateRefreshToken {
+                jti: id(9),
+                family: id(FAMILY + 1),
+            })
+            .await
+            .then_expect_events(vec![AccountEvent::RefreshTokenRevoked { jti: id(9) }]);
+    }
+
+    #[test]
+    fn a_revoked_family_is_folded_into_the_state_and_hidden_from_the_public_view() {
+        let mut account = Account::default();
+        account.apply(registered());
+        let event = AccountEvent::RefreshTokenFamilyRevoked { family: id(FAMILY) };
+        account.apply(event.clone());
+        assert!(account.is_family_revoked(id(FAMILY)));
+        assert!(!account.is_family_revoked(id(FAMILY + 1)));
+        assert_eq!(
+            event.public_json(),
+            serde_json::json!({"type": "RefreshTokenFamilyRevoked", "data": {}})
+        );
     }
 }

@@ -28,6 +28,10 @@ const SETTING_KEYS: &[&str] = &[
     "header_read_timeout_secs",
     "request_body_timeout_secs",
     "max_http_connections",
+    "login_attempts_per_account_per_minute",
+    "login_attempts_per_address_per_minute",
+    "password_hash_concurrency",
+    "password_hash_wait_ms",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -69,6 +73,15 @@ pub struct Settings {
     /// Most HTTP connections served at once; more wait in the listen queue. Also kept below
     /// the process's open-file limit.
     pub max_http_connections: usize,
+    /// Login attempts (right or wrong) allowed per account (e-mail) a minute, all at once or
+    /// spread out; beyond: 429 with `Retry-After` (0: no limit).
+    pub login_attempts_per_account_per_minute: u32,
+    /// Login attempts allowed per client address a minute; beyond: 429 (0: no limit).
+    pub login_attempts_per_address_per_minute: u32,
+    /// Password hashes (logins, registrations) computed at once (0: half the cores, at least 1).
+    pub password_hash_concurrency: u32,
+    /// Milliseconds a request waits for a password-hashing slot before a 503 with `Retry-After`.
+    pub password_hash_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -89,6 +102,10 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             request_body_timeout_secs: 30,
             max_http_connections: 1024,
+            login_attempts_per_account_per_minute: 10,
+            login_attempts_per_address_per_minute: 60,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 5_000,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Who is asking, and what their policies let them read.
 //!
-//! The query API verifies no tokens itself: the process that builds it injects an
-//! [`Authenticator`] (in eventshop, an adapter over the command API's JWT verifier), so this
-//! crate never depends on the write side.
+//! Tokens are checked by the shared [`access::Authenticator`] (the same one as the REST API's:
+//! form of the `Authorization` header, signature, expiry, kind, deleted accounts, revoked token
+//! families); this module keeps what the request said about its caller ([`Credentials`]) and the
+//! caller's policies, read through [`PolicyVersions`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,39 +15,48 @@ use tokio::sync::OnceCell;
 use crate::db::{Reader, Sql, POLICY_HEAD};
 use crate::error::{error, internal, Code, GqlResult};
 
-/// Why a bearer token was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct AuthError(pub String);
-
-/// Turns a bearer token into the subject (account id) it was issued to.
-pub trait Authenticator: Send + Sync + 'static {
-    /// The token's subject, or why it is not valid.
-    fn subject(&self, bearer_token: &str) -> Result<String, AuthError>;
-}
-
 /// What the request said about its caller.
 #[derive(Debug, Clone)]
 pub(crate) enum Credentials {
     /// No `Authorization: Bearer` header.
     Missing,
-    /// A token that did not verify.
+    /// A malformed header, or a token that was refused.
     Invalid(String),
+    /// The token could not be checked (the store failed; logged).
+    Unavailable,
     /// A verified subject.
     Subject(String),
+}
+
+impl Credentials {
+    /// What the authenticator said.
+    pub(crate) fn of(authenticated: Result<access::Principal, access::AuthError>) -> Self {
+        match authenticated {
+            Ok(principal) => Credentials::Subject(principal.subject),
+            Err(access::AuthError::Missing) => Credentials::Missing,
+            Err(access::AuthError::Invalid(why)) => Credentials::Invalid(why),
+            Err(access::AuthError::Unavailable(cause)) => {
+                tracing::error!(
+                    error = format!("{cause:#}"),
+                    "authenticating a request failed"
+                );
+                Credentials::Unavailable
+            }
+        }
+    }
 }
 
 /// The caller of one request: credentials, and its policies loaded at most once.
 pub(crate) struct Session {
     credentials: Credentials,
     caller: OnceCell<Arc<Caller>>,
-    cache: Arc<PolicyCache>,
+    cache: Arc<PolicyVersions>,
 }
 
 /// Subjects' policy sets by version: a request checks the newest version with one indexed
 /// query and folds (from the newest snapshot) only when it changed.
 #[derive(Debug, Default)]
-pub(crate) struct PolicyCache {
+pub(crate) struct PolicyVersions {
     entries: Mutex<HashMap<String, (i64, Arc<PolicySet>)>>,
 }
 
@@ -59,7 +69,7 @@ struct Head {
 /// Entries kept before the cache starts over.
 const POLICY_CACHE_SIZE: usize = 10_000;
 
-impl PolicyCache {
+impl PolicyVersions {
     /// `subject`'s current policies.
     async fn load(&self, store: &Store, subject: &str) -> GqlResult<Arc<PolicySet>> {
         let mut sql = Sql::new(POLICY_HEAD);
@@ -102,7 +112,7 @@ impl PolicyCache {
 }
 
 impl Session {
-    pub(crate) fn new(credentials: Credentials, cache: Arc<PolicyCache>) -> Self {
+    pub(crate) fn new(credentials: Credentials, cache: Arc<PolicyVersions>) -> Self {
         Self {
             credentials,
             caller: OnceCell::new(),
@@ -119,6 +129,7 @@ impl Session {
                 "authentication required: send Authorization: Bearer <access token>",
             )),
             Credentials::Invalid(why) => Err(error(Code::Unauthenticated, why.clone())),
+            Credentials::Unavailable => Err(internal("checking the token failed")),
         }
     }
 

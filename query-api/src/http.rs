@@ -5,7 +5,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
@@ -29,21 +29,9 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-fn credentials(api: &QueryApi, headers: &HeaderMap) -> Credentials {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Credentials::Missing;
-    };
-    let token = value.to_str().ok().and_then(|v| {
-        v.strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-    });
-    match token {
-        None => Credentials::Invalid("the Authorization header must be `Bearer <token>`".into()),
-        Some(token) => match api.authenticator.subject(token.trim()) {
-            Ok(subject) => Credentials::Subject(subject),
-            Err(e) => Credentials::Invalid(e.0),
-        },
-    }
+/// The caller as the shared authenticator sees it (the same rules as the REST API's).
+async fn credentials(api: &QueryApi, headers: &HeaderMap) -> Credentials {
+    Credentials::of(api.authenticator.authenticate_headers(headers).await)
 }
 
 fn request_error(code: Code, message: String) -> Response {
@@ -88,7 +76,7 @@ async fn graphql(
             };
         consistency = Some((position, reached));
     }
-    let session = Session::new(credentials(&api, &headers), api.policies.clone());
+    let session = Session::new(credentials(&api, &headers).await, api.policies.clone());
     let mut request = request.into_inner();
     api.documents.prepare(&mut request);
     let request = request.data(RequestData::new(api.store.clone(), session));

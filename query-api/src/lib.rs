@@ -1,17 +1,15 @@
 //! The eventshop read side: the async-graphql schema at `/graphql` over the projectors' read
 //! models, with temporal (`asOf` from history rows, `atVersion` folded from the log), history
 //! and audit queries, ACL-filtered answers, and read-your-writes via `X-Min-Position`. May
-//! depend on `domain` and `eventstore-config`, never on the write side: the token verifier is
-//! injected as an [`Authenticator`].
+//! depend on `domain`, `eventstore-config` and `access` (the authenticator shared with the
+//! REST API), never on the write side.
 //!
 //! ```no_run
-//! # struct Verifier;
-//! # impl query_api::Authenticator for Verifier {
-//! #     fn subject(&self, t: &str) -> Result<String, query_api::AuthError> { Ok(t.into()) }
-//! # }
-//! # fn run(store: eventstore_config::Store) -> axum::Router {
-//! let api = query_api::build(store, std::sync::Arc::new(Verifier));
-//! api.router() // merge beside the REST routes
+//! # async fn run(settings: eventstore_config::Settings, store: eventstore_config::Store) -> anyhow::Result<axum::Router> {
+//! let authenticator = access::Authenticator::load(&settings, &store).await?;
+//! let _follower = authenticator.follow(); // keep it while serving: it learns of deletions
+//! let api = query_api::build(store, authenticator);
+//! Ok(api.router()) // merge beside the REST routes
 //! # }
 //! ```
 #![forbid(unsafe_code)]
@@ -35,7 +33,8 @@ use std::time::Duration;
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use eventstore_config::Store;
 
-pub use auth::{AuthError, Authenticator, Caller};
+pub use access::{AuthError, Authenticator};
+pub use auth::Caller;
 pub use db::statements_run;
 pub use error::Code;
 pub use reads::{audit, AuditFilter};
@@ -70,9 +69,9 @@ impl Default for Options {
 pub struct QueryApi {
     schema: QuerySchema,
     store: Store,
-    authenticator: Arc<dyn Authenticator>,
+    authenticator: Authenticator,
     options: Options,
-    policies: Arc<auth::PolicyCache>,
+    policies: Arc<auth::PolicyVersions>,
     documents: Arc<documents::DocumentCache>,
 }
 
@@ -98,16 +97,12 @@ pub fn sdl() -> String {
 }
 
 /// Builds the query API over a migrated `store` with the default [`Options`].
-pub fn build(store: Store, authenticator: Arc<dyn Authenticator>) -> QueryApi {
+pub fn build(store: Store, authenticator: Authenticator) -> QueryApi {
     build_with(store, authenticator, Options::default())
 }
 
 /// Builds the query API with explicit options.
-pub fn build_with(
-    store: Store,
-    authenticator: Arc<dyn Authenticator>,
-    options: Options,
-) -> QueryApi {
+pub fn build_with(store: Store, authenticator: Authenticator, options: Options) -> QueryApi {
     QueryApi {
         schema: schema(&options),
         store,
@@ -131,6 +126,6 @@ impl QueryApi {
 }
 
 /// The `router` of [`build`].
-pub fn router(store: Store, authenticator: Arc<dyn Authenticator>) -> axum::Router {
+pub fn router(store: Store, authenticator: Authenticator) -> axum::Router {
     build(store, authenticator).router()
 }

@@ -1,35 +1,15 @@
 //! `eventshop query-api` (the GraphQL read side alone) and `eventshop audit` (who did what
-//! when, from the terminal), plus the adapter that lets the query API verify the command API's
-//! access tokens — `eventshop serve` uses [`graphql_router`] to mount `/graphql` beside REST.
+//! when, from the terminal). Both APIs authenticate with the shared `access::Authenticator`;
+//! `eventshop serve` mounts `/graphql` beside REST with the command API's.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
-use command_api::auth::{TokenKind, Tokens};
 use eventstore_config::{Settings, Store};
 use query_api::{AuditEntry, AuditFilter};
 use tokio::net::TcpListener;
-
-/// The command API's access-token verifier as the query API's authenticator.
-pub struct TokenAuthenticator(pub Tokens);
-
-impl query_api::Authenticator for TokenAuthenticator {
-    fn subject(&self, bearer_token: &str) -> Result<String, query_api::AuthError> {
-        self.0
-            .verify(bearer_token, TokenKind::Access)
-            .map(|claims| claims.sub)
-            .map_err(|e| query_api::AuthError(e.to_string()))
-    }
-}
-
-/// The query API over `store`, verifying tokens signed with `tokens` (the command API's:
-/// `app.state().tokens().clone()`); `eventshop serve` merges its `.router()` beside REST.
-pub fn graphql_api(store: Store, tokens: Tokens) -> query_api::QueryApi {
-    query_api::build(store, Arc::new(TokenAuthenticator(tokens)))
-}
 
 /// Where `eventshop query-api` listens.
 #[derive(Debug, Args)]
@@ -42,10 +22,12 @@ pub struct QueryApiArgs {
 
 /// `eventshop query-api`: GraphQL at /graphql (GraphiQL on GET) until SIGINT/SIGTERM.
 pub async fn query_api(settings: Settings, store: Store, args: QueryApiArgs) -> anyhow::Result<()> {
-    let tokens = Tokens::load(&settings, &store)
+    let authenticator = access::Authenticator::load(&settings, &store)
         .await
         .context("loading the token signing key")?;
-    let router = graphql_api(store.clone(), tokens).router();
+    // Alone, this process learns of deleted accounts and revoked token families from the log.
+    let follower = authenticator.follow();
+    let router = query_api::build(store.clone(), authenticator).router();
     let address = args.bind.as_deref().unwrap_or(&settings.bind);
     let listener = TcpListener::bind(address)
         .await
@@ -62,6 +44,7 @@ pub async fn query_api(settings: Settings, store: Store, args: QueryApiArgs) -> 
     )
     .await
     .context("serving HTTP")?;
+    drop(follower);
     store.close().await;
     Ok(())
 }

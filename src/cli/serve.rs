@@ -36,7 +36,8 @@ async fn listen(address: &str) -> anyhow::Result<TcpListener> {
 /// order saga running in the same process; SIGINT/SIGTERM drains HTTP, then stops the workers.
 pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::Result<()> {
     let app = command_api::build(settings.clone(), store.clone()).await?;
-    let graphql = super::query::graphql_api(store.clone(), app.state().tokens().clone());
+    // One authenticator (and policy cache) for both APIs.
+    let graphql = query_api::build(store.clone(), app.state().authenticator().clone());
     let router = app.router().merge(graphql.router());
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -1,11 +1,10 @@
 //! Helpers for the GraphQL end-to-end tests: the command API ([`TestApi`]) plus the query API
-//! served beside it on its own port over the same store, authenticated by the command API's
-//! token verifier; a GraphQL client; and a deterministic "run the projectors until caught up".
+//! served beside it on its own port over the same store, sharing the command API's
+//! authenticator (as `eventshop serve` does); a GraphQL client; and a deterministic "run the
+//! projectors until caught up".
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use command_api::auth::{TokenKind, Tokens};
 use eventstore_config::Store;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -35,19 +34,6 @@ macro_rules! graphql_tests {
             )*
         }
     };
-}
-
-/// The command API's access-token verifier as the query API's [`query_api::Authenticator`]
-/// (the same adapter the `eventshop` binary uses).
-pub struct TokenAuthenticator(pub Tokens);
-
-impl query_api::Authenticator for TokenAuthenticator {
-    fn subject(&self, bearer_token: &str) -> Result<String, query_api::AuthError> {
-        self.0
-            .verify(bearer_token, TokenKind::Access)
-            .map(|claims| claims.sub)
-            .map_err(|e| query_api::AuthError(e.to_string()))
-    }
 }
 
 /// The command API and the query API over one fresh database.
@@ -107,7 +93,7 @@ impl TestGraphql {
 
     /// Serves the query API for `api`'s store with `options` on 127.0.0.1:0.
     pub async fn start(api: TestApi, options: query_api::Options) -> Self {
-        let authenticator = Arc::new(TokenAuthenticator(api.app.state().tokens().clone()));
+        let authenticator = api.app.state().authenticator().clone();
         let query = query_api::build_with(api.store().clone(), authenticator, options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

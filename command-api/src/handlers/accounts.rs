@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::grant;
-use crate::auth::{hash_password, verify_password};
 use crate::authz::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IfMatch, JsonBody, PathId, RequestId};
@@ -119,7 +118,7 @@ pub async fn register_account(
             return Ok(resumed);
         }
     }
-    let password_hash = hash_password(password).await?;
+    let password_hash = state.passwords().hash(password).await?;
     let id = account_id.to_string();
     let meta = request_id.metadata(&id);
     let committed = state
@@ -186,7 +185,12 @@ async fn resume(
     let Some(hash) = account.password_hash() else {
         return Ok(None);
     };
-    if complete || !verify_password(password.to_owned(), hash.to_owned()).await? {
+    if complete
+        || !state
+            .passwords()
+            .verify(password.to_owned(), hash.to_owned())
+            .await?
+    {
         return Ok(None);
     }
     finish_setup(state, account_id, role, &request_id.metadata(&id)).await?;
@@ -235,6 +239,7 @@ async fn open_wallet(
         (status = 409, description = "email already in use", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 422, description = "invalid field", body = ErrorBody),
+        (status = 503, description = "too busy hashing passwords; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn register(
@@ -255,7 +260,10 @@ pub async fn register(
         &request_id,
     )
     .await?;
-    let tokens = state.tokens().issue(&account_id.to_string())?;
+    let tokens = state
+        .tokens()
+        .issue(&account_id.to_string())
+        .map_err(ApiError::Internal)?;
     Ok(accepted(
         StatusCode::CREATED,
         version,

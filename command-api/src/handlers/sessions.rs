@@ -1,23 +1,32 @@
-//! `POST /sessions` (login) and `POST /sessions/refresh`.
+//! `POST /sessions` (login, rate-limited per account and per client address) and
+//! `POST /sessions/refresh` (refresh-token rotation with reuse detection).
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use domain::account::{Account, AccountCommand};
+use domain::account::{Account, AccountCommand, AccountError, AccountEvent};
 use domain::Email;
+use eventstore_config::CommandError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{hash_password, verify_password, TokenKind};
+use crate::auth::TokenKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, RequestId};
 use crate::respond::Session;
 use crate::state::AppState;
 
 const BAD_CREDENTIALS: &str = "invalid email or password";
+const REUSED: &str =
+    "this refresh token was already used: every token of its session is revoked, log in again";
+const FAMILY_REVOKED: &str =
+    "this refresh token was revoked: a refresh token of its session was reused, log in again";
 
 /// `POST /sessions`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -37,17 +46,38 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// The client's IP address, when the server was started with connect info (else unknown: all
+/// such requests share one login limit).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip()),
+        ))
+    }
+}
+
 /// An argon2 hash of a random password, made once per process.
 async fn dummy_hash() -> Result<String, ApiError> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
-        .get_or_try_init(|| hash_password(Uuid::new_v4().to_string()))
+        .get_or_try_init(|| async {
+            access::hash_password(Uuid::new_v4().to_string())
+                .await
+                .map_err(ApiError::Internal)
+        })
         .await
         .cloned()
 }
 
-fn session(state: &AppState, account_id: &str) -> Result<Response, ApiError> {
-    let tokens = state.tokens().issue(account_id)?;
+fn session(account_id: &str, tokens: access::TokenPair) -> Result<Response, ApiError> {
     let account_id = Uuid::parse_str(account_id).map_err(ApiError::internal)?;
     Ok((
         StatusCode::OK,
@@ -60,7 +90,8 @@ fn session(state: &AppState, account_id: &str) -> Result<Response, ApiError> {
         .into_response())
 }
 
-/// Log in with e-mail and password (records `AccountAuthenticated`).
+/// Log in with e-mail and password (records `AccountAuthenticated`). Each login starts a new
+/// token family.
 #[utoipa::path(
     post, path = "/api/v1/sessions", tag = "sessions",
     request_body = LoginRequest,
@@ -68,14 +99,18 @@ fn session(state: &AppState, account_id: &str) -> Result<Response, ApiError> {
         (status = 200, description = "logged in", body = Session),
         (status = 401, description = "wrong e-mail or password, or a deleted account", body = ErrorBody),
         (status = 422, description = "invalid field", body = ErrorBody),
+        (status = 429, description = "too many login attempts for this e-mail or from this address; see Retry-After", body = ErrorBody),
+        (status = 503, description = "too busy checking passwords; see Retry-After", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
     request_id: RequestId,
+    PeerAddress(address): PeerAddress,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    state.login_limits().check(&request.email, address)?;
     let unauthorized = || ApiError::Unauthorized(BAD_CREDENTIALS.into());
     let owner = match Email::parse(&request.email) {
         Ok(email) => super::email_owner(state.store(), &email).await?,
@@ -91,7 +126,7 @@ pub async fn login(
         Some(hash) => (hash.to_owned(), true),
         None => (dummy_hash().await?, false),
     };
-    let matches = verify_password(request.password, hash).await?;
+    let matches = state.passwords().verify(request.password, hash).await?;
     let (Some(id), Some(account)) = (owner, account) else {
         return Err(unauthorized());
     };
@@ -108,16 +143,19 @@ pub async fn login(
         )
         .await?;
     state.cache().load(state.store(), &id).await?;
-    session(&state, &id)
+    let tokens = state.tokens().issue(&id).map_err(ApiError::Internal)?;
+    session(&id, tokens)
 }
 
-/// Trade a refresh token (once) for a new token pair.
+/// Trade a refresh token (once) for a new token pair of the same token family. Presenting an
+/// already-used refresh token revokes its whole family: every refresh and access token issued
+/// since that login stops working.
 #[utoipa::path(
     post, path = "/api/v1/sessions/refresh", tag = "sessions",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "new tokens", body = Session),
-        (status = 401, description = "invalid, expired or used token, or a deleted account", body = ErrorBody),
+        (status = 401, description = "invalid, expired, used or revoked token, or a deleted account", body = ErrorBody),
     )
 )]
 pub async fn refresh(
@@ -128,35 +166,39 @@ pub async fn refresh(
     let claims = state
         .tokens()
         .verify(&request.refresh_token, TokenKind::Refresh)?;
-    let account = state
-        .store()
-        .load_current::<Account>(&claims.sub)
-        .await?
-        .state;
-    if !account.is_registered() || account.is_deleted() {
-        return Err(ApiError::Unauthorized(
-            "the account does not exist or was deleted".into(),
-        ));
-    }
-    if account.is_token_revoked(claims.jti) {
-        return Err(ApiError::Unauthorized(
-            "this refresh token was already used or revoked".into(),
-        ));
-    }
-    let committed = state
+    let family = claims.family();
+    let gone = || ApiError::Unauthorized("the account does not exist or was deleted".into());
+    let committed = match state
         .bus()
         .execute::<Account>(
             &claims.sub,
-            AccountCommand::RevokeRefreshToken { jti: claims.jti },
+            AccountCommand::RotateRefreshToken {
+                jti: claims.jti,
+                family,
+            },
             state.accounts(),
             &request_id.metadata(&claims.sub),
         )
-        .await?;
-    if committed.events.is_empty() {
-        // A concurrent refresh with the same token won.
-        return Err(ApiError::Unauthorized(
-            "this refresh token was already used or revoked".into(),
-        ));
+        .await
+    {
+        Ok(committed) => committed,
+        Err(CommandError::Rejected(AccountError::TokenFamilyRevoked)) => {
+            return Err(ApiError::Unauthorized(FAMILY_REVOKED.into()))
+        }
+        Err(CommandError::Rejected(AccountError::AccountDeleted | AccountError::NotRegistered)) => {
+            return Err(gone())
+        }
+        Err(error) => return Err(error.into()),
+    };
+    state.cache().apply_committed_account(&committed);
+    match committed.events.as_slice() {
+        [AccountEvent::RefreshTokenRevoked { .. }] => {
+            let tokens = state
+                .tokens()
+                .issue_in(&claims.sub, family)
+                .map_err(ApiError::Internal)?;
+            session(&claims.sub, tokens)
+        }
+        _ => Err(ApiError::Unauthorized(REUSED.into())),
     }
-    session(&state, &claims.sub)
 }

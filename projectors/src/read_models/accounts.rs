@@ -84,7 +84,11 @@ impl Model for Accounts {
                 last_login_at: Some(at),
                 ..s.clone()
             },
-            (AccountEvent::RefreshTokenRevoked { .. }, Some(s)) => s.clone(),
+            (
+                AccountEvent::RefreshTokenRevoked { .. }
+                | AccountEvent::RefreshTokenFamilyRevoked { .. },
+                Some(s),
+            ) => s.clone(),
             (AccountEvent::AccountDeleted { at }, Some(s)) => AccountRow {
                 deleted: true,
                 deleted_at: Some(at),
