@@ -22,6 +22,7 @@ mod db;
 mod documents;
 pub mod error;
 mod fold;
+pub mod history;
 pub mod http;
 mod loaders;
 pub mod query;

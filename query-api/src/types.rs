@@ -329,7 +329,8 @@ pub struct EventRecord {
     pub actor: Option<String>,
     /// Correlation id of the request or process.
     pub correlation_id: Option<String>,
-    /// The event as stored (`{"type", "data"}`).
+    /// The event in its public view (`{"type", "data"}` as stored, without secrets such
+    /// as password hashes and refresh-token ids).
     pub payload: Json<serde_json::Value>,
 }
 
