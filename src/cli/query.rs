@@ -45,7 +45,9 @@ pub async fn query_api(settings: Settings, store: Store, args: QueryApiArgs) -> 
     let tokens = Tokens::load(&settings, &store)
         .await
         .context("loading the token signing key")?;
-    let router = graphql_api(store.clone(), tokens).router();
+    let router = graphql_api(store.clone(), tokens)
+        .with_max_body_bytes(settings.max_body_bytes)
+        .router();
     let address = args.bind.as_deref().unwrap_or(&settings.bind);
     let listener = TcpListener::bind(address)
         .await
