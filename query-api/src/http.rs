@@ -39,8 +39,37 @@ pub fn router(api: QueryApi) -> Router {
             "/graphql",
             get(graphql_get).post(graphql_post).fallback(other_method),
         )
+        .route_layer(axum::middleware::from_fn(negotiate))
         .with_state(api)
 }
+
+/// GraphQL over HTTP: answers are `application/graphql-response+json` when the client accepts
+/// it, else `application/json` (also when it sends no `Accept`).
+async fn negotiate(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let wants_graphql_response = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(GRAPHQL_RESPONSE));
+    let mut response = next.run(request).await;
+    let is_graphql_response = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(GRAPHQL_RESPONSE.as_bytes()));
+    if is_graphql_response && !wants_graphql_response {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 fn credentials(api: &QueryApi, headers: &HeaderMap) -> Credentials {
     let Some(value) = headers.get(header::AUTHORIZATION) else {

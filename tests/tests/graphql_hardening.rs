@@ -609,6 +609,33 @@ async fn given_malformed_or_batched_requests_when_sent_then_each_answers_json_in
     }
     let ok = get("query=%7B__typename%7D").await;
     assert_eq!(ok.body["data"]["__typename"], json!("Query"), "{}", ok.body);
+    // GraphQL over HTTP: the response media type follows Accept (application/json without).
+    let negotiated = raw(
+        client,
+        Method::POST,
+        url,
+        Some("application/json"),
+        typename.clone(),
+        &[("accept", "application/graphql-response+json")],
+    )
+    .await;
+    assert!(negotiated
+        .content_type
+        .starts_with("application/graphql-response+json"));
+    let plain = raw(
+        client,
+        Method::POST,
+        url,
+        Some("application/json"),
+        typename,
+        &[],
+    )
+    .await;
+    assert!(
+        plain.content_type.starts_with("application/json"),
+        "{}",
+        plain.content_type
+    );
     let graphiql = get("").await;
     assert!(
         graphiql.content_type.starts_with("text/html"),
