@@ -144,6 +144,7 @@ impl Sql {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
+        let _slot = crate::budget::admit().await?;
         STATEMENTS.fetch_add(1, Ordering::Relaxed);
         match store {
             Store::Postgres(pool) => {
@@ -186,6 +187,7 @@ impl Sql {
             .push(&self.text)
             .push(") i LIMIT 1) r ON 1 = 1");
         sql.args.extend(self.args.iter().cloned());
+        let _slot = crate::budget::admit().await?;
         STATEMENTS.fetch_add(1, Ordering::Relaxed);
         fn split<R: sqlx::Row, T: for<'r> FromRow<'r, R>>(
             row: Option<R>,

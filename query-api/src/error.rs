@@ -15,6 +15,9 @@ pub enum Code {
     BadUserInput,
     /// Infrastructure failure (logged with its cause; the message is opaque).
     Internal,
+    /// The server is busy (too many requests at once) or the request ran out of time:
+    /// retry later (HTTP 503 with `Retry-After`).
+    ServiceUnavailable,
 }
 
 impl Code {
@@ -26,6 +29,7 @@ impl Code {
             Code::NotFound => "NOT_FOUND",
             Code::BadUserInput => "BAD_USER_INPUT",
             Code::Internal => "INTERNAL_SERVER_ERROR",
+            Code::ServiceUnavailable => "SERVICE_UNAVAILABLE",
         }
     }
 }
@@ -45,6 +49,12 @@ pub(crate) fn bad_input(message: impl Into<String>) -> Error {
 
 /// Logs an infrastructure failure with its cause chain and answers opaquely.
 pub(crate) fn internal(cause: impl std::fmt::Display) -> Error {
+    if let Some(limit) = crate::budget::spent_limit() {
+        // Not a failure: the request asked for more than its share.
+        return bad_input(format!(
+            "this request needs more than {limit} database statements: ask for less in one request"
+        ));
+    }
     tracing::error!(error = %cause, "query failed");
     error(Code::Internal, "internal error")
 }

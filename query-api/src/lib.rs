@@ -15,16 +15,20 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod budget;
 pub mod consistency;
 mod db;
 mod documents;
 pub mod error;
 mod fold;
+pub mod history;
 pub mod http;
+mod input_text;
 mod loaders;
 pub mod query;
 pub mod reads;
 mod request;
+pub mod shape;
 pub mod types;
 
 use std::sync::Arc;
@@ -46,12 +50,23 @@ pub type QuerySchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
 /// Limits and waits.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Deepest selection accepted.
+    /// Deepest selection accepted (introspection's `ofType` does not count: see [`shape`]).
     pub max_depth: usize,
     /// Largest complexity accepted (a list field counts `first` times its selection).
     pub max_complexity: usize,
     /// How long a request with `X-Min-Position` waits for the projectors.
     pub max_wait: Duration,
+    /// Largest request body (the `max_body_bytes` setting); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Requests executing at once; more wait for their turn (within `request_timeout`). `None`:
+    /// half the connection pool (at least 1), so projectors and the saga keep connections.
+    pub max_concurrent_requests: Option<usize>,
+    /// How long a request may wait for its turn and run, in all; then 503.
+    pub request_timeout: Duration,
+    /// Read-model statements one request may run.
+    pub max_statements: usize,
+    /// Statements of one request running at once.
+    pub max_statements_in_flight: usize,
 }
 
 impl Default for Options {
@@ -60,6 +75,11 @@ impl Default for Options {
             max_depth: 12,
             max_complexity: 5_000,
             max_wait: Duration::from_secs(2),
+            max_body_bytes: 64 * 1024,
+            max_concurrent_requests: None,
+            request_timeout: Duration::from_secs(10),
+            max_statements: 500,
+            max_statements_in_flight: 1,
         }
     }
 }
@@ -73,6 +93,7 @@ pub struct QueryApi {
     options: Options,
     policies: Arc<auth::PolicyVersions>,
     documents: Arc<documents::DocumentCache>,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for QueryApi {
@@ -85,8 +106,9 @@ impl std::fmt::Debug for QueryApi {
 
 /// The schema with its limits (no data: requests carry it).
 pub fn schema(options: &Options) -> QuerySchema {
+    // The depth limit is `shape::check`'s, run before execution: async-graphql's would count
+    // introspection's `ofType` and refuse the standard introspection query.
     Schema::build(query::Query, EmptyMutation, EmptySubscription)
-        .limit_depth(options.max_depth)
         .limit_complexity(options.max_complexity)
         .finish()
 }
@@ -102,7 +124,19 @@ pub fn build(store: Store, authenticator: Authenticator) -> QueryApi {
 }
 
 /// Builds the query API with explicit options.
-pub fn build_with(store: Store, authenticator: Authenticator, options: Options) -> QueryApi {
+pub fn build_with(
+    store: Store,
+    authenticator: Authenticator,
+    options: Options,
+) -> QueryApi {
+    let pool_size = match &store {
+        Store::Postgres(pool) => pool.options().get_max_connections(),
+        Store::Sqlite(pool) => pool.options().get_max_connections(),
+    } as usize;
+    let running = options
+        .max_concurrent_requests
+        .unwrap_or(pool_size / 2)
+        .max(1);
     QueryApi {
         schema: schema(&options),
         store,
@@ -110,6 +144,7 @@ pub fn build_with(store: Store, authenticator: Authenticator, options: Options) 
         options,
         policies: Arc::default(),
         documents: Arc::default(),
+        running: Arc::new(tokio::sync::Semaphore::new(running)),
     }
 }
 
@@ -117,6 +152,12 @@ impl QueryApi {
     /// `/graphql` (POST queries, GET GraphiQL), ready to merge into another router.
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())
+    }
+
+    /// The same API with another request body limit (the `max_body_bytes` setting).
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.options.max_body_bytes = max_body_bytes;
+        self
     }
 
     /// The options in force.

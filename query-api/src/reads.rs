@@ -331,20 +331,26 @@ struct TransactionRow {
     recorded_at: DateTime<Utc>,
 }
 
-/// A wallet's money movements up to `through` (a global position), oldest first.
+/// Up to `limit` of a wallet's money movements after position `after` up to `through` (global
+/// positions), oldest first.
 pub(crate) async fn wallet_transactions(
     store: &Store,
     account_id: &str,
+    after: i64,
     through: i64,
+    limit: i64,
 ) -> Result<Vec<WalletTransaction>> {
     let mut sql = Sql::new(
         "SELECT global_position, kind, order_id, amount, currency, reason, recorded_at \
          FROM rm_wallet_transactions WHERE account_id = ",
     );
     sql.bind(account_id)
+        .push(" AND global_position > ")
+        .bind(after)
         .push(" AND global_position <= ")
         .bind(through)
-        .push(" ORDER BY global_position");
+        .push(" ORDER BY global_position LIMIT ")
+        .bind(limit);
     Ok(sql
         .fetch_all::<TransactionRow>(store)
         .await?

@@ -259,6 +259,11 @@ pub struct WalletTransaction {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// Transactions per page when `first` is not given.
+pub const DEFAULT_TRANSACTIONS_PAGE: i32 = 100;
+/// The largest page of transactions.
+pub const MAX_TRANSACTIONS_PAGE: i32 = 1000;
+
 /// A wallet (one per account).
 #[derive(Debug, Clone, SimpleObject)]
 #[graphql(complex)]
@@ -290,12 +295,36 @@ impl Wallet {
             .or_internal()
     }
 
-    /// Money movements up to this version, oldest first.
-    async fn transactions(&self, ctx: &Context<'_>) -> GqlResult<Vec<WalletTransaction>> {
+    /// Money movements up to this version, oldest first: up to `first` (default 100, at most
+    /// 1000) after global position `afterPosition` (pass the last `position` seen for the
+    /// next page).
+    #[graphql(
+        complexity = "first.unwrap_or(DEFAULT_TRANSACTIONS_PAGE).clamp(1, MAX_TRANSACTIONS_PAGE) as usize * child_complexity + 1"
+    )]
+    async fn transactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after_position: Option<i64>,
+    ) -> GqlResult<Vec<WalletTransaction>> {
+        let limit = match first.unwrap_or(DEFAULT_TRANSACTIONS_PAGE) {
+            n if (1..=MAX_TRANSACTIONS_PAGE).contains(&n) => i64::from(n),
+            n => {
+                return Err(crate::error::bad_input(format!(
+                    "first must be between 1 and {MAX_TRANSACTIONS_PAGE}, got {n}"
+                )))
+            }
+        };
         let data = ctx.data_unchecked::<RequestData>();
-        crate::reads::wallet_transactions(&data.store, &self.account_id, self.position)
-            .await
-            .or_internal()
+        crate::reads::wallet_transactions(
+            &data.store,
+            &self.account_id,
+            after_position.unwrap_or(0),
+            self.position,
+            limit,
+        )
+        .await
+        .or_internal()
     }
 }
 
@@ -304,7 +333,9 @@ impl Wallet {
 pub struct PolicySet {
     /// The subject (account id or `*`).
     pub subject: String,
-    /// `sub:action:resource_type:resource_id` strings, sorted.
+    /// `sub:action:resource_type:resource_id` strings, sorted (costs 20 in the complexity
+    /// limit: a set grows with the subject's orders).
+    #[graphql(complexity = 20)]
     pub policies: Vec<String>,
     /// The policy set aggregate's version (0: none granted yet).
     pub version: i64,
@@ -329,7 +360,8 @@ pub struct EventRecord {
     pub actor: Option<String>,
     /// Correlation id of the request or process.
     pub correlation_id: Option<String>,
-    /// The event as stored (`{"type", "data"}`).
+    /// The event in its public view (`{"type", "data"}` as stored, without secrets such
+    /// as password hashes and refresh-token ids).
     pub payload: Json<serde_json::Value>,
 }
 

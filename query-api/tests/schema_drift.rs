@@ -27,7 +27,7 @@ fn the_schema_has_the_documented_entry_points() {
         "product(id: ID!, asOf: DateTime, atVersion: Int): Product",
         "wallet(accountId: ID!, asOf: DateTime, atVersion: Int): Wallet",
         "account(id: ID!, asOf: DateTime, atVersion: Int): Account",
-        "history(aggregateType: String!, aggregateId: ID!): [EventRecord!]!",
+        "history(aggregateType: String!, aggregateId: ID!, afterVersion: Int, first: Int): [EventRecord!]!",
         "projections: [ProjectionInfo!]!",
     ] {
         assert!(sdl.contains(field), "schema lacks `{field}`:\n{sdl}");

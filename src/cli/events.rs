@@ -9,7 +9,8 @@ use eventstore_config::{Store, StoredEvent};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
-    /// Print the event log: position, time, aggregate, version, event type, actor.
+    /// Print the event log: position, time, aggregate, version, event type, actor (payloads in
+    /// their public view: no password hashes or token ids).
     Tail {
         /// Keep waiting for new events (Ctrl-C to stop).
         #[arg(long, short)]
@@ -74,6 +75,15 @@ pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The event's public view (`domain::public`): no password hash, no token id. A payload that does
+/// not decode is never printed as stored: it shows as `null`, and the reason goes to the log.
+pub(crate) fn public_payload(event: &StoredEvent) -> serde_json::Value {
+    domain::public::public_payload(&event.aggregate_type, &event.payload).unwrap_or_else(|error| {
+        tracing::warn!(position = event.position, %error, "event payload has no public view");
+        serde_json::Value::Null
+    })
+}
+
 fn print_event(out: &mut impl Write, event: &StoredEvent, json: bool) -> std::io::Result<()> {
     if json {
         let line = serde_json::json!({
@@ -85,7 +95,7 @@ fn print_event(out: &mut impl Write, event: &StoredEvent, json: bool) -> std::io
             "event_type": event.event_type,
             "event_version": event.event_version,
             "metadata": event.metadata,
-            "payload": event.payload,
+            "payload": public_payload(event),
         });
         writeln!(out, "{line}")
     } else {

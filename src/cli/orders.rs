@@ -37,7 +37,7 @@ pub async fn run(store: &Store, command: OrdersCommand) -> anyhow::Result<()> {
                 "version": event.version,
                 "event_type": event.event_type,
                 "metadata": event.metadata,
-                "payload": event.payload,
+                "payload": super::events::public_payload(event),
             });
             writeln!(out, "{line}")?;
         }

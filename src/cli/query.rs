@@ -27,7 +27,9 @@ pub async fn query_api(settings: Settings, store: Store, args: QueryApiArgs) -> 
         .context("loading the token signing key")?;
     // Alone, this process learns of deleted accounts and revoked token families from the log.
     let follower = authenticator.follow();
-    let router = query_api::build(store.clone(), authenticator).router();
+    let router = query_api::build(store.clone(), authenticator)
+        .with_max_body_bytes(settings.max_body_bytes)
+        .router();
     let address = args.bind.as_deref().unwrap_or(&settings.bind);
     let listener = TcpListener::bind(address)
         .await

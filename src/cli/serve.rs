@@ -36,8 +36,10 @@ async fn listen(address: &str) -> anyhow::Result<TcpListener> {
 /// order saga running in the same process; SIGINT/SIGTERM drains HTTP, then stops the workers.
 pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::Result<()> {
     let app = command_api::build(settings.clone(), store.clone()).await?;
-    // One authenticator (and policy cache) for both APIs.
-    let graphql = query_api::build(store.clone(), app.state().authenticator().clone());
+    // One authenticator (and policy cache) for both APIs. The GraphQL routes carry their own
+    // body limit: REST's is layered before the merge.
+    let graphql = query_api::build(store.clone(), app.state().authenticator().clone())
+        .with_max_body_bytes(settings.max_body_bytes);
     let router = app.router().merge(graphql.router());
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -4,5 +4,6 @@
 
 mod cli;
 mod projectors;
+mod public_events;
 mod saga;
 mod serve;
