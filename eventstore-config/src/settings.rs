@@ -25,6 +25,10 @@ const SETTING_KEYS: &[&str] = &[
     "refresh_token_ttl_secs",
     "max_body_bytes",
     "payment_timeout_secs",
+    // The NATS JetStream relay.
+    "nats_url",
+    "nats_stream",
+    "nats_duplicate_window_secs",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -57,6 +61,13 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds an order may wait for its payment before the saga cancels it.
     pub payment_timeout_secs: u64,
+    /// NATS server the relay publishes every event to (`nats://host:4222`); unset: no relay.
+    pub nats_url: Option<String>,
+    /// The JetStream stream the relay publishes to (created if missing).
+    pub nats_stream: String,
+    /// The stream's duplicate window in seconds, used when the relay creates it: a republished
+    /// event (same `Nats-Msg-Id`) within the window is dropped by the server.
+    pub nats_duplicate_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -74,6 +85,9 @@ impl Default for Settings {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             max_body_bytes: 64 * 1024,
             payment_timeout_secs: 900,
+            nats_url: None,
+            nats_stream: "EVENTSHOP".to_string(),
+            nats_duplicate_window_secs: 600,
         }
     }
 }
