@@ -231,8 +231,9 @@ async fn given_5000_events_from_concurrent_commands_on_sqlite_when_relayed_then_
 async fn survives_a_nats_outage(test: TestStore) {
     let mut nats = NatsServer::start();
     let bus = CommandBus::new(test.store.clone(), &test.settings);
+    // A backlog, so that NATS goes away while publishes are in flight.
+    append_concurrently(&bus, 10, 4, 3000).await;
     let relay = start(&test, options(&test, &nats.url()));
-    append_concurrently(&bus, 10, 4, 200).await;
     // Commands keep arriving, paced, through the whole outage.
     let (done, mut finish) = tokio::sync::watch::channel(false);
     let writer = {
@@ -247,12 +248,23 @@ async fn survives_a_nats_outage(test: TestStore) {
             }
         })
     };
-    wait_for_stream(&nats.url(), 200, Duration::from_secs(30)).await;
+    // Stop NATS as soon as the first events arrived, in the middle of the backlog.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stream_count(&nats.url(), STREAM).await == 0 {
+        assert!(Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     nats.stop();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Acknowledgements received before the stop may still move the checkpoint until the
+    // unanswered ones time out (5 s); after that nothing moves until NATS is back.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let stopped_at = relay.metrics.position.get();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(relay.metrics.connected.get(), 0, "the relay saw NATS go");
+    assert!(
+        relay.metrics.publish_errors.get() > 0,
+        "publishes in flight failed"
+    );
     assert_eq!(
         relay.metrics.position.get(),
         stopped_at,
