@@ -58,6 +58,15 @@ impl RelayOptions {
             owner: lease::owner_id(),
         })
     }
+
+    /// Checks the settings that can be checked without a server (the stream name).
+    pub fn validate(&self) -> Result<(), RelayError> {
+        if valid_stream_name(&self.stream) {
+            Ok(())
+        } else {
+            Err(RelayError::BadStream(self.stream.clone()))
+        }
+    }
 }
 
 /// Why the relay ended (other than being asked to stop).
@@ -95,9 +104,7 @@ pub async fn run(
     metrics: RelayMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RelayError> {
-    if !valid_stream_name(&options.stream) {
-        return Err(RelayError::BadStream(options.stream.clone()));
-    }
+    options.validate()?;
     let publisher = Publisher::connect(
         &options.nats_url,
         &options.stream,

@@ -29,6 +29,7 @@ pub async fn run(store: Store, settings: &Settings, command: RelayCommand) -> an
     if let Some(batch) = batch {
         options.batch = batch;
     }
+    options.validate()?;
     eprintln!(
         "relay running as {} to {} (stream {}); Ctrl-C stops",
         options.owner, options.nats_url, options.stream

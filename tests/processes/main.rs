@@ -3,5 +3,6 @@
 //! servers started and stopped with SIGTERM, and `accounts create-admin`.
 
 mod projectors;
+mod relay;
 mod saga;
 mod serve;
