@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,6 +30,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
+    /// Registries other parts of the process add (the NATS relay's).
+    extra: std::sync::RwLock<Vec<Registry>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -69,6 +71,14 @@ impl Metrics {
             registry,
             requests,
             latency,
+            extra: Default::default(),
+        }
+    }
+
+    /// Serves `registry`'s metrics too (e.g. the relay's, when `serve` runs one).
+    pub fn add_registry(&self, registry: Registry) {
+        if let Ok(mut extra) = self.extra.write() {
+            extra.push(registry);
         }
     }
 
@@ -80,7 +90,13 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
-        encode(&mut text, &self.registry)?;
+        encode_registry(&mut text, &self.registry)?;
+        if let Ok(extra) = self.extra.read() {
+            for registry in extra.iter() {
+                encode_registry(&mut text, registry)?;
+            }
+        }
+        encode_eof(&mut text)?;
         Ok(text)
     }
 }

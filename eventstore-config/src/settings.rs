@@ -32,6 +32,10 @@ const SETTING_KEYS: &[&str] = &[
     "login_attempts_per_address_per_minute",
     "password_hash_concurrency",
     "password_hash_wait_ms",
+    // The NATS JetStream relay.
+    "nats_url",
+    "nats_stream",
+    "nats_duplicate_window_secs",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -82,6 +86,13 @@ pub struct Settings {
     pub password_hash_concurrency: u32,
     /// Milliseconds a request waits for a password-hashing slot before a 503 with `Retry-After`.
     pub password_hash_wait_ms: u64,
+    /// NATS server the relay publishes every event to (`nats://host:4222`); unset: no relay.
+    pub nats_url: Option<String>,
+    /// The JetStream stream the relay publishes to (created if missing).
+    pub nats_stream: String,
+    /// The stream's duplicate window in seconds, used when the relay creates it: a republished
+    /// event (same `Nats-Msg-Id`) within the window is dropped by the server.
+    pub nats_duplicate_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -106,6 +117,9 @@ impl Default for Settings {
             login_attempts_per_address_per_minute: 60,
             password_hash_concurrency: 0,
             password_hash_wait_ms: 5_000,
+            nats_url: None,
+            nats_stream: "EVENTSHOP".to_string(),
+            nats_duplicate_window_secs: 600,
         }
     }
 }

@@ -5,6 +5,7 @@ mod events;
 mod orders;
 mod projections;
 mod query;
+mod relay;
 mod serve;
 
 use anyhow::Context;
@@ -74,6 +75,11 @@ enum Command {
     Projections {
         #[command(subcommand)]
         command: projections::ProjectionsCommand,
+    },
+    /// Relay every event to NATS JetStream (the `nats_url` setting).
+    Relay {
+        #[command(subcommand)]
+        command: relay::RelayCommand,
     },
 }
 
@@ -180,6 +186,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections { command } => {
             let store = open(&settings).await?;
             projections::run(&store, command).await
+        }
+        Command::Relay { command } => {
+            let store = open(&settings).await?;
+            relay::run(store, &settings, command).await
         }
     }
 }

@@ -62,15 +62,26 @@ pub async fn run_projectors(
         options.owner,
         read_models::names().len()
     );
-    // The order saga (and its payment deadlines) runs beside the projections.
-    projectors::saga::run_with_projections(
+    // The order saga (and its payment deadlines) runs beside the projections, and the NATS
+    // relay too when `nats_url` is set.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relay =
+        super::relay::spawn_if_configured(&store, settings, relay::RelayMetrics::new(), stopped);
+    let result = projectors::saga::run_with_projections(
         store,
         settings,
         options,
         read_models::all(),
-        shutdown_signal(),
+        async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        },
     )
-    .await
+    .await;
+    if let Some(relay) = relay {
+        relay.await.ok();
+    }
+    result
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -43,6 +43,16 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
     let router = app.router().merge(graphql.router());
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let relay_metrics = relay::RelayMetrics::new();
+    let relay = super::relay::spawn_if_configured(
+        &store,
+        &settings,
+        relay_metrics.clone(),
+        stopped.clone(),
+    );
+    if relay.is_some() {
+        app.state().metrics().add_registry(relay_metrics.registry());
+    }
     let workers = {
         let (store, settings) = (store.clone(), settings.clone());
         tokio::spawn(async move {
@@ -70,6 +80,9 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
     .await
     .context("serving HTTP");
     let _ = stop.send(true);
+    if let Some(relay) = relay {
+        relay.await.ok();
+    }
     match workers.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {

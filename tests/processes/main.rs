@@ -5,5 +5,6 @@
 mod cli;
 mod projectors;
 mod public_events;
+mod relay;
 mod saga;
 mod serve;

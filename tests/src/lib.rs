@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod graphql;
+pub mod nats;
 pub mod projections;
 pub mod saga;
 

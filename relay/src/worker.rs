@@ -1,0 +1,378 @@
+//! The relay worker: owns the `relay:nats` checkpoint under the projections' lease, reads
+//! batches in commit-safe order, publishes them, and moves the checkpoint (compare-and-set) only
+//! past events JetStream acknowledged. NATS down or slow: retry with backoff from the first
+//! unacknowledged event, never skipping one.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use eventstore_config::{Checkpoint, Settings, Store};
+use projectors::lease::{self, Lease, RENEW_EVERY};
+use projectors::sql::{self, Tx};
+use tokio::sync::watch;
+
+use crate::jetstream::{valid_stream_name, Publisher, Stopped};
+use crate::message::NoPublicView;
+use crate::metrics::RelayMetrics;
+
+/// The relay's checkpoint row and lease name.
+pub const CHECKPOINT: &str = "relay:nats";
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// The NATS server (`nats://host:4222`).
+    pub nats_url: String,
+    /// The JetStream stream.
+    pub stream: String,
+    /// The stream's duplicate window when the relay creates it.
+    pub duplicate_window: Duration,
+    /// Events read per batch.
+    pub batch: u32,
+    /// Most unacknowledged publishes at once.
+    pub window: usize,
+    /// How long a publish may wait for its acknowledgement.
+    pub ack_timeout: Duration,
+    /// How often an idle relay polls the log without a notification.
+    pub poll: Duration,
+    /// This process's owner id (for the lease).
+    pub owner: String,
+}
+
+impl RelayOptions {
+    /// The relay the settings ask for: `None` when `nats_url` is unset (or empty).
+    pub fn from_settings(settings: &Settings, store: &Store) -> Option<Self> {
+        let url = settings.nats_url.as_deref()?.trim();
+        if url.is_empty() {
+            return None;
+        }
+        let pg = matches!(store, Store::Postgres(_));
+        Some(Self {
+            nats_url: url.to_owned(),
+            stream: settings.nats_stream.clone(),
+            duplicate_window: Duration::from_secs(settings.nats_duplicate_window_secs.max(1)),
+            batch: if pg { 1000 } else { 500 },
+            window: 256,
+            ack_timeout: Duration::from_secs(5),
+            poll: Duration::from_millis(if pg { 500 } else { 100 }),
+            owner: lease::owner_id(),
+        })
+    }
+
+    /// Checks the settings that can be checked without a server (the stream name).
+    pub fn validate(&self) -> Result<(), RelayError> {
+        if valid_stream_name(&self.stream) {
+            Ok(())
+        } else {
+            Err(RelayError::BadStream(self.stream.clone()))
+        }
+    }
+}
+
+/// Why the relay ended (other than being asked to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// `nats_url` is not a usable NATS URL.
+    #[error("invalid nats_url {url:?}: {reason}")]
+    BadUrl {
+        /// The setting.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// `nats_stream` cannot name a stream.
+    #[error("invalid nats_stream {0:?}: a stream name must be non-empty, without white space, '.', '*', '>', '/' or '\\'")]
+    BadStream(String),
+    /// An event has no public view; the relay stopped before it.
+    #[error("the relay stopped before an event it must not publish: {0}")]
+    NoPublicView(#[from] NoPublicView),
+}
+
+enum Outcome {
+    /// Asked to stop.
+    Stopped,
+    /// The lease (or the checkpoint) was lost: wait to own it again.
+    Lost,
+}
+
+/// Runs the relay until `shutdown` completes. Never returns early because NATS or the database
+/// is down (it waits and retries); returns an error only for bad settings or an event without
+/// a public view.
+pub async fn run(
+    store: Store,
+    options: RelayOptions,
+    metrics: RelayMetrics,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RelayError> {
+    options.validate()?;
+    let publisher = Publisher::connect(
+        &options.nats_url,
+        &options.stream,
+        options.duplicate_window,
+        options.ack_timeout,
+    )
+    .await
+    .map_err(|e| RelayError::BadUrl {
+        url: options.nats_url.clone(),
+        reason: e.to_string(),
+    })?;
+    let (stop_tx, stop) = watch::channel(false);
+    let (wake_tx, wake) = watch::channel(0u64);
+    let listener = tokio::spawn(listen(store.clone(), wake_tx, stop.clone()));
+    let relay = relay(&store, &options, &publisher, &metrics, wake, stop);
+    tokio::pin!(relay);
+    tokio::pin!(shutdown);
+    let result = tokio::select! {
+        result = &mut relay => result,
+        _ = &mut shutdown => {
+            stop_tx.send_replace(true);
+            relay.await
+        }
+    };
+    stop_tx.send_replace(true);
+    listener.await.ok();
+    result
+}
+
+async fn relay(
+    store: &Store,
+    options: &RelayOptions,
+    publisher: &Publisher,
+    metrics: &RelayMetrics,
+    mut wake: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), RelayError> {
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let acquired = match lease::try_acquire(store, CHECKPOINT, &options.owner).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                tracing::warn!(%error, "relay lease attempt failed");
+                None
+            }
+        };
+        let Some(mut lease) = acquired else {
+            tokio::select! {
+                _ = tokio::time::sleep(RENEW_EVERY) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        };
+        tracing::info!(owner = %options.owner, "relay lease acquired");
+        let result = work(
+            store, options, publisher, metrics, &mut lease, &mut wake, &mut stop,
+        )
+        .await;
+        lease.release(store).await;
+        match result {
+            Ok(Outcome::Stopped) => return Ok(()),
+            Ok(Outcome::Lost) => tracing::warn!("relay lease lost; waiting to own it again"),
+            Err(error) => {
+                tracing::error!(error = %error, "relay stopped");
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Waits `attempts`' backoff (100 ms doubling, at most 5 s) or until stopped.
+async fn backoff(attempts: u32, stop: &mut watch::Receiver<bool>) {
+    let delay = Duration::from_millis(100)
+        .saturating_mul(1 << attempts.min(6))
+        .min(Duration::from_secs(5));
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Relays batches while holding the lease.
+#[allow(clippy::too_many_arguments)]
+async fn work(
+    store: &Store,
+    options: &RelayOptions,
+    publisher: &Publisher,
+    metrics: &RelayMetrics,
+    lease: &mut Lease,
+    wake: &mut watch::Receiver<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Outcome, RelayError> {
+    let mut cp = loop {
+        match sql::read_checkpoint(store, CHECKPOINT).await {
+            Ok(cp) => break cp,
+            Err(error) => {
+                tracing::warn!(%error, "reading the relay checkpoint failed; retrying");
+                backoff(3, stop).await;
+                if *stop.borrow() {
+                    return Ok(Outcome::Stopped);
+                }
+            }
+        }
+    };
+    metrics.position.set(cp.position);
+    let mut attempts = 0u32;
+    let mut stream_ready = false;
+    let mut renewed = Instant::now();
+    let mut measured: Option<Instant> = None;
+    loop {
+        if *stop.borrow() {
+            return Ok(Outcome::Stopped);
+        }
+        if renewed.elapsed() >= RENEW_EVERY {
+            if !lease.renew(store).await.unwrap_or(false) {
+                return Ok(Outcome::Lost);
+            }
+            renewed = Instant::now();
+        }
+        if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            measure_lag(store, cp, metrics).await;
+            measured = Some(Instant::now());
+        }
+        let connected = publisher.connected();
+        metrics.connected.set(i64::from(connected));
+        if !connected {
+            backoff(attempts, stop).await;
+            attempts = attempts.saturating_add(1);
+            continue;
+        }
+        if !stream_ready {
+            if let Err(error) = publisher.ensure_stream().await {
+                tracing::warn!(%error, "the relay's stream is not ready; retrying");
+                metrics.publish_errors.inc();
+                backoff(attempts, stop).await;
+                attempts = attempts.saturating_add(1);
+                continue;
+            }
+            stream_ready = true;
+        }
+        let events = match store.read_after(cp, options.batch).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(%error, "the relay could not read the log; retrying");
+                backoff(attempts, stop).await;
+                attempts = attempts.saturating_add(1);
+                continue;
+            }
+        };
+        if events.is_empty() {
+            attempts = 0;
+            let wait = options
+                .poll
+                .min(RENEW_EVERY.saturating_sub(renewed.elapsed()));
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+
+        // Publish while keeping the lease renewed (acknowledgements may take seconds).
+        let publish = publisher.publish(&events, options.window, metrics);
+        tokio::pin!(publish);
+        let (acked, stopped) = loop {
+            let renew_in = RENEW_EVERY.saturating_sub(renewed.elapsed());
+            tokio::select! {
+                done = &mut publish => break done,
+                _ = tokio::time::sleep(renew_in) => {
+                    if !lease.renew(store).await.unwrap_or(false) {
+                        return Ok(Outcome::Lost);
+                    }
+                    renewed = Instant::now();
+                }
+            }
+        };
+
+        if acked > 0 {
+            let next = events[acked - 1].checkpoint();
+            match advance(store, cp, next).await {
+                Ok(true) => {
+                    cp = next;
+                    metrics.position.set(cp.position);
+                }
+                Ok(false) => return Ok(Outcome::Lost),
+                Err(error) => {
+                    // The events are in the stream; a re-send is dropped as a duplicate.
+                    tracing::warn!(%error, "moving the relay checkpoint failed; retrying");
+                    backoff(attempts, stop).await;
+                    attempts = attempts.saturating_add(1);
+                    continue;
+                }
+            }
+        }
+        match stopped {
+            None => attempts = 0,
+            Some(Stopped::Failed(error)) => {
+                tracing::warn!(
+                    %error,
+                    position = cp.position,
+                    "publishing to NATS JetStream failed; retrying from the first unacknowledged event"
+                );
+                stream_ready = false;
+                backoff(attempts, stop).await;
+                attempts = attempts.saturating_add(1);
+            }
+            Some(Stopped::NoPublicView(no_view)) => return Err(no_view.into()),
+        }
+    }
+}
+
+/// Moves the checkpoint from `from` to `to` if nobody else moved it meanwhile.
+async fn advance(store: &Store, from: Checkpoint, to: Checkpoint) -> Result<bool, sqlx::Error> {
+    let mut tx = Tx::begin(store).await?;
+    let current = tx.lock_checkpoint(CHECKPOINT).await?;
+    if current != from {
+        tracing::warn!(?current, expected = ?from, "the relay checkpoint moved under this relay");
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.write_checkpoint(CHECKPOINT, to).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Updates the lag gauges: events after `cp`, and the age of the oldest of them.
+async fn measure_lag(store: &Store, cp: Checkpoint, metrics: &RelayMetrics) {
+    match sql::events_after(store, cp).await {
+        Ok((count, oldest)) => {
+            metrics.lag_events.set(count);
+            let age = oldest
+                .map(|t| (chrono::Utc::now() - t).num_microseconds().unwrap_or(0) as f64 / 1e6)
+                .unwrap_or(0.0);
+            metrics.lag_seconds.set(age.max(0.0));
+        }
+        Err(error) => tracing::debug!(%error, "measuring the relay's lag failed"),
+    }
+}
+
+/// Forwards PostgreSQL notifications of appends to `wake` until stopped (SQLite: nothing; the
+/// relay polls).
+async fn listen(store: Store, wake: watch::Sender<u64>, mut stop: watch::Receiver<bool>) {
+    let Store::Postgres(pool) = store else { return };
+    loop {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(projectors::runner::CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                wake.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            result = listener => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "relay LISTEN failed; polling until it reconnects");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
