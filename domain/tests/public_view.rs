@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 const JTI: u128 = 0x5ec2_e7ee;
+const FAMILY: u128 = 0xfa31_17ee;
 
 /// One event of any aggregate, with its aggregate type.
 #[derive(Debug, Clone)]
@@ -70,40 +71,41 @@ fn hidden(event: &Any) -> (usize, &'static [&'static str]) {
             AccountEvent::AccountRegistered { .. } => (0, &["password_hash"]),
             AccountEvent::AccountAuthenticated { .. } => (1, &[]),
             AccountEvent::RefreshTokenRevoked { .. } => (2, &["jti"]),
-            AccountEvent::AccountDeleted { .. } => (3, &[]),
+            AccountEvent::RefreshTokenFamilyRevoked { .. } => (3, &["family"]),
+            AccountEvent::AccountDeleted { .. } => (4, &[]),
         },
         Any::Wallet(e) => match e {
-            WalletEvent::WalletOpened { .. } => (4, &[]),
-            WalletEvent::FundsDeposited { .. } => (5, &[]),
-            WalletEvent::PaymentCaptured { .. } => (6, &[]),
-            WalletEvent::PaymentDeclined { .. } => (7, &[]),
-            WalletEvent::PaymentRefunded { .. } => (8, &[]),
+            WalletEvent::WalletOpened { .. } => (5, &[]),
+            WalletEvent::FundsDeposited { .. } => (6, &[]),
+            WalletEvent::PaymentCaptured { .. } => (7, &[]),
+            WalletEvent::PaymentDeclined { .. } => (8, &[]),
+            WalletEvent::PaymentRefunded { .. } => (9, &[]),
         },
         Any::Product(e) => match e {
-            ProductEvent::ProductCreated { .. } => (9, &[]),
-            ProductEvent::ProductUpdated { .. } => (10, &[]),
-            ProductEvent::StockAdded { .. } => (11, &[]),
-            ProductEvent::StockReserved { .. } => (12, &[]),
-            ProductEvent::StockReservationRejected { .. } => (13, &[]),
-            ProductEvent::ReservationReleased { .. } => (14, &[]),
-            ProductEvent::ReservationCommitted { .. } => (15, &[]),
+            ProductEvent::ProductCreated { .. } => (10, &[]),
+            ProductEvent::ProductUpdated { .. } => (11, &[]),
+            ProductEvent::StockAdded { .. } => (12, &[]),
+            ProductEvent::StockReserved { .. } => (13, &[]),
+            ProductEvent::StockReservationRejected { .. } => (14, &[]),
+            ProductEvent::ReservationReleased { .. } => (15, &[]),
+            ProductEvent::ReservationCommitted { .. } => (16, &[]),
         },
         Any::Order(e) => match e {
-            OrderEvent::OrderPlaced { .. } => (16, &[]),
-            OrderEvent::OrderAwaitingPayment { .. } => (17, &[]),
-            OrderEvent::OrderApproved => (18, &[]),
-            OrderEvent::OrderRejected { .. } => (19, &[]),
-            OrderEvent::OrderCanceled { .. } => (20, &[]),
+            OrderEvent::OrderPlaced { .. } => (17, &[]),
+            OrderEvent::OrderAwaitingPayment { .. } => (18, &[]),
+            OrderEvent::OrderApproved => (19, &[]),
+            OrderEvent::OrderRejected { .. } => (20, &[]),
+            OrderEvent::OrderCanceled { .. } => (21, &[]),
         },
         Any::Policy(e) => match e {
-            PolicySetEvent::PolicyGranted { .. } => (21, &[]),
-            PolicySetEvent::PolicyRevoked { .. } => (22, &[]),
-            PolicySetEvent::AllPoliciesRevoked => (23, &[]),
+            PolicySetEvent::PolicyGranted { .. } => (22, &[]),
+            PolicySetEvent::PolicyRevoked { .. } => (23, &[]),
+            PolicySetEvent::AllPoliciesRevoked => (24, &[]),
         },
     }
 }
 
-const VARIANTS: usize = 24;
+const VARIANTS: usize = 25;
 
 /// One event of every variant.
 fn samples() -> Vec<Any> {
@@ -123,6 +125,7 @@ fn samples() -> Vec<Any> {
         }),
         Any::Account(AccountEvent::AccountAuthenticated { at: at(1) }),
         Any::Account(AccountEvent::RefreshTokenRevoked { jti: id(JTI) }),
+        Any::Account(AccountEvent::RefreshTokenFamilyRevoked { family: id(FAMILY) }),
         Any::Account(AccountEvent::AccountDeleted { at: at(2) }),
         Any::Wallet(WalletEvent::WalletOpened {
             account_id: id(1),
@@ -243,13 +246,16 @@ fn given_one_event_of_every_type_when_viewed_publicly_then_exactly_the_listed_fi
 }
 
 #[test]
-fn given_every_event_when_viewed_publicly_then_no_password_hash_or_token_id_appears_anywhere() {
+fn given_every_event_when_viewed_publicly_then_no_password_hash_or_token_or_family_id_appears_anywhere(
+) {
     let jti = id(JTI).to_string();
+    let family = id(FAMILY).to_string();
     for event in samples() {
         let text = event.public().to_string();
         assert!(!text.contains("argon2"), "{text}");
         assert!(!text.contains(HASH), "{text}");
         assert!(!text.contains(&jti), "{text}");
+        assert!(!text.contains(&family), "{text}");
     }
 }
 

@@ -69,6 +69,8 @@ async fn negotiate(
     response
 }
 
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
 /// The caller as the shared authenticator sees it (the same rules as the REST API's).
 async fn credentials(api: &QueryApi, headers: &HeaderMap) -> Credentials {
     Credentials::of(api.authenticator.authenticate_headers(headers).await)

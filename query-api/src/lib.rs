@@ -124,11 +124,7 @@ pub fn build(store: Store, authenticator: Authenticator) -> QueryApi {
 }
 
 /// Builds the query API with explicit options.
-pub fn build_with(
-    store: Store,
-    authenticator: Authenticator,
-    options: Options,
-) -> QueryApi {
+pub fn build_with(store: Store, authenticator: Authenticator, options: Options) -> QueryApi {
     let pool_size = match &store {
         Store::Postgres(pool) => pool.options().get_max_connections(),
         Store::Sqlite(pool) => pool.options().get_max_connections(),
