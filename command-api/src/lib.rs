@@ -35,7 +35,6 @@ use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use eventstore_config::{Settings, Store};
 use tokio::task::JoinHandle;
-use utoipa::OpenApi;
 
 pub use error::ApiError;
 pub use serve::{serve, serve_with, ServeLimits};
@@ -107,10 +106,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
-        .route(
-            "/openapi.json",
-            get(|| async { Json(openapi::ApiDoc::openapi()) }),
-        );
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }));
     let api = authenticated
         .merge(open)
         .method_not_allowed_fallback(method_not_allowed);
