@@ -168,6 +168,34 @@ async fn given_a_body_that_drips_in_when_the_body_timeout_passes_then_408() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_connection_when_a_handler_asks_for_the_peer_address_then_it_gets_the_clients() {
+    use axum::extract::ConnectInfo;
+    let router = axum::Router::new().route(
+        "/peer",
+        axum::routing::get(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() },
+        ),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(command_api::serve(
+        listener,
+        router,
+        std::future::pending::<()>(),
+    ));
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(&local.to_string()), "{answer}");
+}
+
 /// A TCP proxy to PostgreSQL that can be frozen: then it forwards nothing more and accepts
 /// connections it never answers, as a database host that stopped responding.
 struct FreezableProxy {
