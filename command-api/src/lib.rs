@@ -26,8 +26,6 @@ pub mod respond;
 pub mod serve;
 pub mod state;
 
-use std::time::Duration;
-
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -111,7 +109,6 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .method_not_allowed_fallback(method_not_allowed);
     let metrics = state.metrics().clone();
-    let body_time = Duration::from_secs(state.settings().request_body_timeout_secs.max(1));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(handlers::healthz))
@@ -122,9 +119,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route", None) })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings().max_body_bytes))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            deadline::limit_body_time(body_time, request, next)
-        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(

@@ -67,6 +67,7 @@ async fn given_many_idle_and_slowloris_connections_when_the_header_timeout_passe
     let limits = ServeLimits {
         header_read_timeout: Duration::from_secs(1),
         max_connections: 40,
+        ..ServeLimits::default()
     };
     let (address, _app) = start(&test, limits).await;
     let started = Instant::now();
@@ -135,7 +136,7 @@ async fn given_many_idle_and_slowloris_connections_when_the_header_timeout_passe
 async fn given_a_body_that_drips_in_when_the_body_timeout_passes_then_408() {
     let mut test = TestStore::sqlite().await;
     test.settings.request_body_timeout_secs = 1;
-    let (address, _app) = start(&test, ServeLimits::default()).await;
+    let (address, _app) = start(&test, ServeLimits::from_settings(&test.settings)).await;
     let stream = TcpStream::connect(address).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
     writer
