@@ -1,16 +1,14 @@
 //! A deadline for reading a request body: the whole body must arrive within the
-//! `request_body_timeout_secs` setting, or reading it fails with [`BodyTimedOut`] (answered 408).
-//! A slow sender can't hold a connection and a handler by dripping bytes.
+//! `request_body_timeout_secs` setting, or reading it fails with [`BodyTimedOut`] (the REST API
+//! answers 408). A slow sender can't hold a connection and a handler by dripping bytes. The
+//! server ([`crate::serve`]) puts it on every request of every route.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::body::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
@@ -19,26 +17,42 @@ use tokio::time::Sleep;
 #[error("the request body did not arrive within {} s", .0.as_secs())]
 pub struct BodyTimedOut(pub Duration);
 
-/// A body that fails once `limit` has passed since the request came in.
-struct DeadlineBody {
-    inner: Body,
+/// A body that fails once `limit` has passed since it was made (when the request's head
+/// arrived).
+pub struct DeadlineBody<B> {
+    inner: B,
     deadline: Pin<Box<Sleep>>,
     limit: Duration,
 }
 
-impl http_body::Body for DeadlineBody {
+impl<B> DeadlineBody<B> {
+    /// `inner`, due within `limit` from now.
+    pub fn new(inner: B, limit: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+}
+
+impl<B> http_body::Body for DeadlineBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
     type Data = Bytes;
-    type Error = axum::Error;
+    type Error = axum::BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame);
+            return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }
         match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.limit))))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut(self.limit))))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -50,16 +64,4 @@ impl http_body::Body for DeadlineBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Middleware: gives the request's body a deadline of `limit` from now.
-pub async fn limit_body_time(limit: Duration, request: Request, next: Next) -> Response {
-    let request = request.map(|inner| {
-        Body::new(DeadlineBody {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            limit,
-        })
-    });
-    next.run(request).await
 }

@@ -90,6 +90,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     check_text(&value, &mut String::new())?;
+    // JSON does not tell 5 from 5.0 (nor does JSON Schema's `integer`): a whole number written
+    // with a fraction is read as the integer.
+    let mut value = value;
+    let normalized = integral_floats_to_integers(&mut value).then(|| value.to_string());
+    let bytes = normalized.as_deref().map(str::as_bytes).unwrap_or(bytes);
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(deserializer) {
         Ok(value) => Ok(value),
@@ -148,6 +153,39 @@ fn check_text(value: &serde_json::Value, path: &mut String) -> Result<(), ApiErr
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Replaces every float in `value` that is a whole number within `i64`/`u64` by that integer;
+/// true when one was replaced.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(number) => {
+            let Some(float) = number.as_f64().filter(|_| number.is_f64()) else {
+                return false;
+            };
+            if float.fract() != 0.0 || !float.is_finite() {
+                return false;
+            }
+            // 2^63 and 2^64 are exact as f64; the casts below are within range.
+            let integer = if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&float)
+            {
+                serde_json::Number::from(float as i64)
+            } else if (0.0..1.844_674_407_370_955_2e19).contains(&float) {
+                serde_json::Number::from(float as u64)
+            } else {
+                return false;
+            };
+            *number = integer;
+            true
+        }
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            integral_floats_to_integers(item) | changed
+        }),
+        serde_json::Value::Object(fields) => fields.values_mut().fold(false, |changed, item| {
+            integral_floats_to_integers(item) | changed
+        }),
+        _ => false,
     }
 }
 
@@ -367,6 +405,21 @@ mod tests {
                 Err(ApiError::UnsupportedMediaType(_))
             ));
         }
+    }
+
+    #[test]
+    fn given_a_whole_number_written_with_a_fraction_when_parsed_then_it_is_the_integer() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Amount {
+            amount: i64,
+            stock: u32,
+        }
+        let parsed: Amount = parse_json(br#"{"amount": 5.0, "stock": 7e2}"#).unwrap();
+        assert_eq!((parsed.amount, parsed.stock), (5, 700));
+        assert!(matches!(
+            parse_json::<Amount>(br#"{"amount": 5.5, "stock": 1}"#),
+            Err(ApiError::Unprocessable { .. })
+        ));
     }
 
     #[test]

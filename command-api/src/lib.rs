@@ -26,8 +26,6 @@ pub mod respond;
 pub mod serve;
 pub mod state;
 
-use std::time::Duration;
-
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +33,6 @@ use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use eventstore_config::{Settings, Store};
 use tokio::task::JoinHandle;
-use utoipa::OpenApi;
 
 pub use error::ApiError;
 pub use serve::{serve, serve_with, ServeLimits};
@@ -107,15 +104,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
-        .route(
-            "/openapi.json",
-            get(|| async { Json(openapi::ApiDoc::openapi()) }),
-        );
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }));
     let api = authenticated
         .merge(open)
         .method_not_allowed_fallback(method_not_allowed);
     let metrics = state.metrics().clone();
-    let body_time = Duration::from_secs(state.settings().request_body_timeout_secs.max(1));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(handlers::healthz))
@@ -126,9 +119,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route", None) })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings().max_body_bytes))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            deadline::limit_body_time(body_time, request, next)
-        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(

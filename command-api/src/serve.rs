@@ -1,6 +1,6 @@
 //! The HTTP server every eventshop listener runs on (`serve`, `command-api`, `query-api`, the
 //! tests): HTTP/1.1 with upgrades, a header-read timeout that also closes idle kept-alive
-//! connections, a cap on concurrent connections (kept below the open-file limit), the peer
+//! connections, a deadline for every request body (see [`crate::deadline`]), a cap on concurrent connections (kept below the open-file limit), the peer
 //! address as `ConnectInfo<SocketAddr>`, and a graceful drain on shutdown.
 
 use std::future::Future;
@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use crate::deadline::DeadlineBody;
+
 /// Open files kept free for the database pool, logs and the like when the connection cap is
 /// derived from the open-file limit.
 const RESERVED_FILES: u64 = 128;
@@ -30,6 +32,8 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// Most connections served at once; further ones wait in the listen queue.
     pub max_connections: usize,
+    /// Time a client has to send a whole request body, from the end of its head.
+    pub request_body_timeout: Duration,
 }
 
 impl Default for ServeLimits {
@@ -39,11 +43,13 @@ impl Default for ServeLimits {
 }
 
 impl ServeLimits {
-    /// The limits `settings` configure (`header_read_timeout_secs`, `max_http_connections`).
+    /// The limits `settings` configure (`header_read_timeout_secs`, `max_http_connections`,
+    /// `request_body_timeout_secs`).
     pub fn from_settings(settings: &Settings) -> Self {
         ServeLimits {
             header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs.max(1)),
             max_connections: settings.max_http_connections.max(1),
+            request_body_timeout: Duration::from_secs(settings.request_body_timeout_secs.max(1)),
         }
     }
 
@@ -109,12 +115,16 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: axum::extract::Request<_>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+        let body_time = limits.request_body_timeout;
+        let service =
+            router
+                .clone()
+                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request
+                        .map(|body| axum::body::Body::new(DeadlineBody::new(body, body_time)));
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
         let connection = builder
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .with_upgrades();

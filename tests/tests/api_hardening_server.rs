@@ -67,6 +67,7 @@ async fn given_many_idle_and_slowloris_connections_when_the_header_timeout_passe
     let limits = ServeLimits {
         header_read_timeout: Duration::from_secs(1),
         max_connections: 40,
+        ..ServeLimits::default()
     };
     let (address, _app) = start(&test, limits).await;
     let started = Instant::now();
@@ -135,7 +136,7 @@ async fn given_many_idle_and_slowloris_connections_when_the_header_timeout_passe
 async fn given_a_body_that_drips_in_when_the_body_timeout_passes_then_408() {
     let mut test = TestStore::sqlite().await;
     test.settings.request_body_timeout_secs = 1;
-    let (address, _app) = start(&test, ServeLimits::default()).await;
+    let (address, _app) = start(&test, ServeLimits::from_settings(&test.settings)).await;
     let stream = TcpStream::connect(address).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
     writer
@@ -166,6 +167,34 @@ async fn given_a_body_that_drips_in_when_the_body_timeout_passes_then_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert!(answer.contains("\"errors\""), "{answer:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_connection_when_a_handler_asks_for_the_peer_address_then_it_gets_the_clients() {
+    use axum::extract::ConnectInfo;
+    let router = axum::Router::new().route(
+        "/peer",
+        axum::routing::get(
+            |ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() },
+        ),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(command_api::serve(
+        listener,
+        router,
+        std::future::pending::<()>(),
+    ));
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let local = stream.local_addr().expect("local address");
+    stream
+        .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(&local.to_string()), "{answer}");
 }
 
 /// A TCP proxy to PostgreSQL that can be frozen: then it forwards nothing more and accepts

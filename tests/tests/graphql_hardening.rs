@@ -3,11 +3,10 @@
 //! each request's share of the pool, malformed and batched requests, and stock clients'
 //! introspection query.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use eventshop_tests::api::TestApi;
-use eventshop_tests::graphql::{TestGraphql, TokenAuthenticator};
+use eventshop_tests::graphql::TestGraphql;
 use eventshop_tests::graphql_tests;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -212,8 +211,8 @@ async fn given_a_body_over_the_limit_when_posted_alone_or_beside_rest_then_413_i
 
     // Merged beside REST as `eventshop serve` does.
     let api = &gql.api;
-    let tokens = api.app.state().tokens().clone();
-    let graphql = query_api::build(api.store().clone(), Arc::new(TokenAuthenticator(tokens)))
+    let authenticator = api.app.state().authenticator().clone();
+    let graphql = query_api::build(api.store().clone(), authenticator)
         .with_max_body_bytes(api.test.settings.max_body_bytes);
     let router = api.app.router().merge(graphql.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

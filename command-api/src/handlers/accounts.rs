@@ -40,12 +40,15 @@ pub enum RegisterRole {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Unique e-mail address (at most 254 characters).
-    #[schema(value_type = String, example = "ada@example.com")]
+    #[schema(value_type = String, example = "ada@example.com", max_length = 254,
+             pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,62}){0,3}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}\.[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9]$")]
     pub email: Email,
     /// 8 to 1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// Display name, 1 to 200 characters.
-    #[schema(value_type = String, example = "Ada")]
+    #[schema(value_type = String, example = "Ada", max_length = 200,
+             pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$")]
     pub name: Name,
     /// `customer` (default) or `seller`.
     #[serde(default)]
@@ -329,7 +332,7 @@ pub async fn delete_account(
 #[serde(deny_unknown_fields)]
 pub struct DepositRequest {
     /// Minor units, greater than zero.
-    #[schema(example = 10000)]
+    #[schema(example = 10000, minimum = 1)]
     pub amount: i64,
     /// ISO 4217 code of the wallet's currency.
     #[schema(value_type = String, example = "EUR")]

@@ -30,7 +30,7 @@ pub struct OrderItemRequest {
     /// The product.
     pub product_id: Uuid,
     /// How many, 1 to 1,000,000.
-    #[schema(value_type = u32, example = 2)]
+    #[schema(value_type = u32, example = 2, minimum = 1, maximum = 1_000_000)]
     pub quantity: Quantity,
 }
 
@@ -39,6 +39,7 @@ pub struct OrderItemRequest {
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     /// 1 to 100 lines, distinct products.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderItemRequest>,
     /// ISO 4217 code; every product's price must be in it.
     #[schema(value_type = String, example = "EUR")]
@@ -149,6 +150,7 @@ pub async fn place(
 #[serde(deny_unknown_fields)]
 pub struct CancelOrderRequest {
     /// Why (at most 500 characters).
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 

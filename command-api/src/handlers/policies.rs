@@ -19,7 +19,8 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PolicyRequest {
     /// `subject:action:resource_type:resource_id`; `*` matches anything in its place.
-    #[schema(value_type = String, example = "0190f1d2-0000-7000-8000-000000000000:get:orders:*")]
+    #[schema(value_type = String, example = "0190f1d2-0000-7000-8000-000000000000:get:orders:*",
+             pattern = r"^[^:*\s\u0000-\u001F\u007F-\u009F]{1,100}(:(\*|[^:*\s\u0000-\u001F\u007F-\u009F]{1,100})){3}$")]
     pub policy: Policy,
 }
 

@@ -21,19 +21,24 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
     /// 1 to 200 characters.
-    #[schema(example = "Teapot")]
+    #[schema(
+        example = "Teapot",
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// At most 2000 characters.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Unit price in minor units, greater than zero.
-    #[schema(example = 1390)]
+    #[schema(example = 1390, minimum = 1)]
     pub price: i64,
     /// ISO 4217 code of the price.
     #[schema(value_type = String, example = "EUR")]
     pub currency: Currency,
-    /// Initial stock on hand (0 or more).
-    #[schema(example = 100)]
+    /// Initial stock on hand (0 to 4,294,967,295).
+    #[schema(example = 100, value_type = i64, minimum = 0, maximum = 4_294_967_295_i64)]
     pub stock: u32,
 }
 
@@ -93,10 +98,16 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct PatchProductRequest {
     /// A new name (1 to 200 characters).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// A new description (at most 2000 characters).
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     /// A new unit price in minor units, greater than zero.
+    #[schema(minimum = 1)]
     pub price: Option<i64>,
     /// Currency of the new price (default: the current price's).
     #[schema(value_type = Option<String>, example = "EUR")]
@@ -179,7 +190,7 @@ pub async fn patch(
 #[serde(deny_unknown_fields)]
 pub struct RestockRequest {
     /// How many to add, 1 to 1,000,000.
-    #[schema(value_type = u32, example = 5)]
+    #[schema(value_type = u32, example = 5, minimum = 1, maximum = 1_000_000)]
     pub quantity: Quantity,
 }
 
