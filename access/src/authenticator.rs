@@ -7,33 +7,10 @@ use eventstore_config::{Settings, Store};
 use http::{HeaderMap, HeaderValue};
 use tokio::task::JoinHandle;
 
-use crate::bearer::{bearer, bearer_of, BearerError};
+use crate::bearer::{bearer, bearer_of};
 use crate::cache::{Grants, PolicyCache};
+use crate::error::AuthError;
 use crate::tokens::{Claims, TokenKind, Tokens};
-
-/// Why a request is not authenticated.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// No `Authorization` header (REST 401; GraphQL `UNAUTHENTICATED` where a caller is needed).
-    #[error("missing bearer token: send `Authorization: Bearer <access token>`")]
-    Missing,
-    /// A malformed header, or a token that is forged, expired, of the wrong kind, of a
-    /// deleted account or of a revoked family (REST 401, GraphQL `UNAUTHENTICATED`).
-    #[error("{0}")]
-    Invalid(String),
-    /// The store could not be read to check the account (500 / `INTERNAL_SERVER_ERROR`).
-    #[error("checking the token failed: {0:#}")]
-    Unavailable(anyhow::Error),
-}
-
-impl From<BearerError> for AuthError {
-    fn from(error: BearerError) -> Self {
-        match error {
-            BearerError::Missing => AuthError::Missing,
-            BearerError::Malformed => AuthError::Invalid(error.to_string()),
-        }
-    }
-}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ pub const BEARER_FORM: &str = "Bearer <access token>";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BearerError {
     /// There is no `Authorization` header.
-    #[error("missing bearer token: send `Authorization: {BEARER_FORM}`")]
+    #[error("missing bearer token")]
     Missing,
     /// There is one, but not of the accepted form.
     #[error("the Authorization header must be `{BEARER_FORM}`")]

@@ -11,13 +11,15 @@
 pub mod authenticator;
 pub mod bearer;
 pub mod cache;
+pub mod error;
 pub mod limits;
 pub mod passwords;
 pub mod tokens;
 
-pub use authenticator::{AuthError, Authenticator, Follower, Principal};
+pub use authenticator::{Authenticator, Follower, Principal};
 pub use bearer::{bearer, bearer_of, BearerError, BEARER_FORM};
 pub use cache::{Grants, PolicyCache};
+pub use error::AuthError;
 pub use limits::{LoginLimits, Scope, Throttled};
 pub use passwords::{hash_password, verify_password, PasswordError, Passwords};
 pub use tokens::{Claims, TokenKind, TokenPair, Tokens, MIN_SECRET_LEN};

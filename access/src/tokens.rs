@@ -10,7 +10,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::AuthError;
+use crate::error::AuthError;
 
 /// The `secrets` row holding a generated signing key.
 const JWT_SECRET_NAME: &str = "jwt_hs256";

@@ -202,3 +202,28 @@ pub async fn refresh(
         _ => Err(ApiError::Unauthorized(REUSED.into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn peer_of(request: axum::http::Request<()>) -> Option<IpAddr> {
+        let (mut parts, ()) = request.into_parts();
+        let Ok(PeerAddress(address)) = PeerAddress::from_request_parts(&mut parts, &()).await;
+        address
+    }
+
+    #[tokio::test]
+    async fn the_peer_address_is_the_connection_s_and_unknown_without_connect_info() {
+        let mut request = axum::http::Request::new(());
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 7], 4711))));
+        assert_eq!(peer_of(request).await, Some(IpAddr::from([192, 0, 2, 7])));
+        let forwarded = axum::http::Request::builder()
+            .header("x-forwarded-for", "198.51.100.1")
+            .body(())
+            .unwrap();
+        assert_eq!(peer_of(forwarded).await, None);
+    }
+}
