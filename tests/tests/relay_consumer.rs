@@ -129,7 +129,20 @@ async fn given_relayed_events_when_the_readme_consumer_example_runs_then_it_prin
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
 
-    // The durable consumer resumes after what it acknowledged.
+    // It acknowledged everything it printed…
+    let client = async_nats::connect(&url).await.expect("connect");
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("EVENTSHOP")
+        .await
+        .expect("the stream");
+    let info = stream.consumer_info("readme").await.expect("the consumer");
+    assert_eq!(
+        info.num_ack_pending, 0,
+        "every printed event is acknowledged"
+    );
+    assert_eq!(info.ack_floor.stream_sequence, 5);
+
+    // …so the durable consumer resumes after it.
     deposit(&bus, ann, 400).await;
     let more = tokio::task::spawn_blocking(move || consume(&binary, &url, &["--count", "1"]))
         .await
