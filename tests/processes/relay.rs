@@ -260,3 +260,75 @@ async fn given_a_bad_stream_name_when_relay_run_then_it_exits_with_a_one_line_me
     assert!(stderr.contains("nats_stream"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_projectors_run_with_nats_url_when_commands_arrive_then_they_are_relayed() {
+    let test = TestStore::sqlite().await;
+    let nats = NatsServer::start();
+    let mut child = eventshop(&test, Some(&nats.url()))
+        .args(["projectors", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start eventshop projectors run");
+    let bus = CommandBus::new(test.store.clone(), &test.settings);
+    register(&bus, "ann@example.com", domain::account::Role::Customer).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stream_count(&nats.url(), "EVENTSHOP").await < 2 {
+        assert!(Instant::now() < deadline, "projectors run relayed nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_serve_with_an_unreachable_nats_when_commands_arrive_then_the_api_still_serves() {
+    let test = TestStore::sqlite().await;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = eventshop(&test, Some(&format!("nats://127.0.0.1:{port}")))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start eventshop serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    let base = line
+        .trim()
+        .strip_prefix("eventshop listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("{base}/api/v1/accounts"))
+        .json(&serde_json::json!({"email": "ann@example.com", "password": "correct horse", "name": "Ann"}))
+        .send()
+        .await
+        .expect("POST /accounts");
+    assert_eq!(answer.status(), 201);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "eventshop_relay_connected"), Some(0.0));
+    assert_eq!(metric(&text, "eventshop_relay_position"), Some(0.0));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve is still running"
+    );
+    kill(&mut child);
+}
