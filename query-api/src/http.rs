@@ -306,11 +306,11 @@ async fn execute(
     }
 
     let session = Session::new(credentials(&api, &headers), api.policies.clone());
-    let request = request.data(RequestData::new(api.store.clone(), session));
     let budget = crate::budget::Budget::new(
         api.options.max_statements,
         api.options.max_statements_in_flight,
     );
+    let request = request.data(RequestData::new(api.store.clone(), session, budget.clone()));
     let out_of_time = || {
         rejected(
             StatusCode::SERVICE_UNAVAILABLE,
