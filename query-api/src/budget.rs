@@ -1,6 +1,6 @@
-//! One request's share of the connection pool. A request runs with a [`Budget`]: at most
-//! `in_flight` of its read-model statements run at once (sibling fields otherwise all take a
-//! connection together) and at most `statements` in all; once spent, its next statement fails
+//! One request's share of the connection pool. A request runs with a [`Budget`] (its
+//! DataLoaders' batches too): at most `in_flight` of its read-model statements run at once
+//! (sibling fields otherwise all take a connection together) and at most `statements` in all; once spent, its next statement fails
 //! and the field answers `BAD_USER_INPUT` ("ask for less in one request"). Together with the
 //! cap on concurrent requests ([`crate::Options::max_concurrent_requests`]) and the request
 //! timeout, this leaves connections for other callers, the projectors and the saga.

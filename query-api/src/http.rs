@@ -233,6 +233,35 @@ async fn execute(
     if request.query.trim().is_empty() {
         return bad_request(r#"the request has no query: send {"query": "…"}"#);
     }
+    // The request is checked before it takes a turn: a refused one costs no connection.
+    let mut min_position = None;
+    if let Some(value) = headers.get(MIN_POSITION_HEADER) {
+        let Some(position) = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|p| *p >= 0)
+        else {
+            return bad_request(
+                "X-Min-Position must be a non-negative integer (a command's `position`)",
+            );
+        };
+        min_position = Some(position);
+    }
+    api.documents.prepare(&mut request);
+    let variables = std::mem::take(&mut request.variables);
+    let checked = request.parsed_query().ok().map(|document| {
+        let mut refused = crate::input_text::check(document, &variables);
+        if let Err(shape) = crate::shape::check(document, api.options.max_depth) {
+            refused.push(ServerError::new(shape.to_string(), None));
+        }
+        refused
+    });
+    request.variables = variables;
+    if let Some(refused) = checked.filter(|r| !r.is_empty()) {
+        return finish(Response::from_errors(refused), None);
+    }
+
     let started = Instant::now();
     let timeout = api.options.request_timeout;
     let busy = || {
@@ -248,17 +277,7 @@ async fn execute(
     };
 
     let mut consistency = None;
-    if let Some(value) = headers.get(MIN_POSITION_HEADER) {
-        let Some(position) = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|p| *p >= 0)
-        else {
-            return bad_request(
-                "X-Min-Position must be a non-negative integer (a command's `position`)",
-            );
-        };
+    if let Some(position) = min_position {
         let reached =
             match crate::consistency::wait_for(&api.store, position, api.options.max_wait).await {
                 Ok(reached) => reached,
@@ -274,25 +293,12 @@ async fn execute(
         consistency = Some((position, reached));
     }
 
-    api.documents.prepare(&mut request);
-    let variables = std::mem::take(&mut request.variables);
-    let checked = request.parsed_query().ok().map(|document| {
-        let mut refused = crate::input_text::check(document, &variables);
-        if let Err(shape) = crate::shape::check(document, api.options.max_depth) {
-            refused.push(ServerError::new(shape.to_string(), None));
-        }
-        refused
-    });
-    request.variables = variables;
-    if let Some(refused) = checked.filter(|r| !r.is_empty()) {
-        return finish(Response::from_errors(refused), consistency);
-    }
     let session = Session::new(credentials(&api, &headers).await, api.policies.clone());
-    let request = request.data(RequestData::new(api.store.clone(), session));
     let budget = crate::budget::Budget::new(
         api.options.max_statements,
         api.options.max_statements_in_flight,
     );
+    let request = request.data(RequestData::new(api.store.clone(), session, budget.clone()));
     let out_of_time = || {
         rejected(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ use async_graphql::Context;
 use eventstore_config::Store;
 
 use crate::auth::{Caller, Session};
+use crate::budget::Budget;
 use crate::db::Reader;
 use crate::error::GqlResult;
 use crate::loaders::{AccountLoader, ProductLoader};
@@ -20,10 +21,14 @@ pub(crate) struct RequestData {
 }
 
 impl RequestData {
-    pub(crate) fn new(store: Store, session: Session) -> Self {
+    /// The request's data; its DataLoaders' batches run under the request's `budget` too.
+    pub(crate) fn new(store: Store, session: Session, budget: Arc<Budget>) -> Self {
+        let spawner = |budget: Arc<Budget>| {
+            move |batch| tokio::spawn(crate::budget::within(budget.clone(), batch))
+        };
         Self {
-            products: DataLoader::new(ProductLoader(store.clone()), tokio::spawn),
-            accounts: DataLoader::new(AccountLoader(store.clone()), tokio::spawn),
+            products: DataLoader::new(ProductLoader(store.clone()), spawner(budget.clone())),
+            accounts: DataLoader::new(AccountLoader(store.clone()), spawner(budget)),
             store,
             session,
         }

@@ -678,6 +678,34 @@ async fn given_the_graphql_core_introspection_query_when_posted_with_or_without_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_budget_spent_by_the_page_when_its_products_are_batch_loaded_then_the_batch_counts_too(
+) {
+    let gql = with_options(query_api::Options {
+        // The caller's policy head and the page of orders; the products' batch is a third.
+        max_statements: 2,
+        ..Default::default()
+    })
+    .await;
+    let api = &gql.api;
+    let seller = api.register("seller").await;
+    let customer = api.register("customer").await;
+    let product = api.product(&seller, 100, 5).await;
+    api.order(&customer, &[(&product, 1)], "EUR").await;
+    gql.project().await;
+    let answer = gql
+        .query(
+            &customer.token,
+            "{ orders(first: 1) { edges { node { id items { product { name } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer.codes(), vec!["BAD_USER_INPUT"], "{}", answer.body);
+    let node = &answer.body["data"]["orders"]["edges"][0]["node"];
+    assert!(node["id"].is_string(), "{}", answer.body);
+    assert_eq!(node["items"][0]["product"], Value::Null, "{}", answer.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_budget_on_postgres() {
     given_a_request_over_its_statement_budget_when_run_then_it_is_bad_user_input_not_internal(
         TestApi::postgres().await,
