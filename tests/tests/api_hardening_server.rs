@@ -270,6 +270,11 @@ async fn given_a_database_that_stops_answering_when_healthz_is_asked_then_503_wi
         let status = status_of_get(address, "/healthz", Duration::from_secs(5)).await;
         let took = asked.elapsed();
         assert_eq!(status, Some(503), "after {took:?}");
-        assert!(took < Duration::from_millis(1500), "503 took {took:?}");
+        // The server waits 0.8 s (HEALTH_TIMEOUT); the rest is slack for a loaded test machine.
+        // Without the timeout no answer comes at all while the database is silent.
+        assert!(
+            took < command_api::handlers::HEALTH_TIMEOUT + Duration::from_secs(2),
+            "503 took {took:?}"
+        );
     }
 }
