@@ -276,6 +276,8 @@ async fn work(
             let renew_in = RENEW_EVERY.saturating_sub(renewed.elapsed());
             tokio::select! {
                 done = &mut publish => break done,
+                // Unacknowledged events are re-sent by the next owner (and deduplicated).
+                _ = stop.changed() => return Ok(Outcome::Stopped),
                 _ = tokio::time::sleep(renew_in) => {
                     if !lease.renew(store).await.unwrap_or(false) {
                         return Ok(Outcome::Lost);
