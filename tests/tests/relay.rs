@@ -38,6 +38,7 @@ impl Running {
 fn roomy() -> eventstore_config::Settings {
     eventstore_config::Settings {
         max_connections: 32,
+        connect_timeout_secs: 30,
         command_retries: 100,
         ..Default::default()
     }
