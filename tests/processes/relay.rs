@@ -89,10 +89,11 @@ async fn log_ids(store: &Store) -> HashSet<String> {
 /// machine (and its PostgreSQL) to the other tests running beside them.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Room in the pool (and patience) for the writers beside the test's own queries.
+/// Patience for the writers beside the test's own queries; a small pool, since the other
+/// tests of this binary share the PostgreSQL server's 100 connections.
 fn roomy() -> eventstore_config::Settings {
     eventstore_config::Settings {
-        max_connections: 24,
+        max_connections: 8,
         connect_timeout_secs: 30,
         command_retries: 100,
         ..Default::default()
@@ -359,4 +360,18 @@ async fn given_serve_with_an_unreachable_nats_when_commands_arrive_then_the_api_
         "serve is still running"
     );
     kill(&mut child);
+}
+
+#[tokio::test]
+async fn given_a_bad_nats_url_when_relay_run_then_it_exits_with_one_line_that_hides_the_password() {
+    let test = TestStore::sqlite().await;
+    let output = eventshop(&test, Some("http://user:secret@127.0.0.1:4222"))
+        .args(["relay", "run"])
+        .output()
+        .expect("run eventshop relay run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nats_url"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
 }

@@ -33,11 +33,12 @@ impl Running {
     }
 }
 
-/// Settings with room in the pool for the writers and the relay, and retries for the writers'
-/// races on shared accounts.
+/// Patience in the pool for the writers and the relay (a small pool: the PostgreSQL server's 100
+/// connections are shared by every test running), and retries for the writers' races on shared
+/// accounts.
 fn roomy() -> eventstore_config::Settings {
     eventstore_config::Settings {
-        max_connections: 32,
+        max_connections: 12,
         connect_timeout_secs: 30,
         command_retries: 100,
         ..Default::default()
