@@ -232,4 +232,22 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn given_eventshop_nats_variables_when_loaded_then_the_relay_settings_follow_them() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let defaults: Settings = Settings::figment(None).extract()?;
+            assert_eq!(defaults.nats_url, None);
+            assert_eq!(defaults.nats_stream, "EVENTSHOP");
+            jail.set_env("EVENTSHOP_NATS_URL", "nats://127.0.0.1:4222");
+            jail.set_env("EVENTSHOP_NATS_STREAM", "SHOP");
+            jail.set_env("EVENTSHOP_NATS_DUPLICATE_WINDOW_SECS", "60");
+            let settings: Settings = Settings::figment(None).extract()?;
+            assert_eq!(settings.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+            assert_eq!(settings.nats_stream, "SHOP");
+            assert_eq!(settings.nats_duplicate_window_secs, 60);
+            Ok(())
+        });
+    }
 }

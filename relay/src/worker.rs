@@ -59,14 +59,46 @@ impl RelayOptions {
         })
     }
 
-    /// Checks the settings that can be checked without a server (the stream name).
+    /// Checks the settings that can be checked without a server: the URL (or comma-separated
+    /// list) and the stream name.
     pub fn validate(&self) -> Result<(), RelayError> {
+        for server in self.nats_url.split(',') {
+            server
+                .trim()
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|e| RelayError::BadUrl {
+                    url: redacted_url(&self.nats_url),
+                    reason: e.to_string(),
+                })?;
+        }
         if valid_stream_name(&self.stream) {
             Ok(())
         } else {
             Err(RelayError::BadStream(self.stream.clone()))
         }
     }
+
+    /// The NATS URL without credentials, for messages.
+    pub fn display_url(&self) -> String {
+        redacted_url(&self.nats_url)
+    }
+}
+
+/// `url` with any user, password or token replaced by `***` (each server of a list).
+pub fn redacted_url(url: &str) -> String {
+    url.split(',')
+        .map(|server| match server.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}"),
+                None => server.to_owned(),
+            },
+            None => match server.rsplit_once('@') {
+                Some((_, host)) => format!("***@{host}"),
+                None => server.to_owned(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Why the relay ended (other than being asked to stop).
@@ -113,7 +145,7 @@ pub async fn run(
     )
     .await
     .map_err(|e| RelayError::BadUrl {
-        url: options.nats_url.clone(),
+        url: options.display_url(),
         reason: e.to_string(),
     })?;
     let (stop_tx, stop) = watch::channel(false);
@@ -276,6 +308,8 @@ async fn work(
             let renew_in = RENEW_EVERY.saturating_sub(renewed.elapsed());
             tokio::select! {
                 done = &mut publish => break done,
+                // Unacknowledged events are re-sent by the next owner (and deduplicated).
+                _ = stop.changed() => return Ok(Outcome::Stopped),
                 _ = tokio::time::sleep(renew_in) => {
                     if !lease.renew(store).await.unwrap_or(false) {
                         return Ok(Outcome::Lost);
@@ -374,5 +408,21 @@ async fn listen(store: Store, wake: watch::Sender<u64>, mut stop: watch::Receive
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn given_credentials_in_the_nats_url_when_displayed_then_they_are_hidden() {
+        assert_eq!(redacted_url("nats://u:secret@h:4222"), "nats://***@h:4222");
+        assert_eq!(redacted_url("nats://TOKEN@h"), "nats://***@h");
+        assert_eq!(
+            redacted_url("nats://a@h1,nats://h2"),
+            "nats://***@h1,nats://h2"
+        );
+        assert_eq!(redacted_url("nats://h:4222"), "nats://h:4222");
     }
 }

@@ -32,7 +32,9 @@ pub async fn run(store: Store, settings: &Settings, command: RelayCommand) -> an
     options.validate()?;
     eprintln!(
         "relay running as {} to {} (stream {}); Ctrl-C stops",
-        options.owner, options.nats_url, options.stream
+        options.owner,
+        options.display_url(),
+        options.stream
     );
     let result = relay::run(
         store.clone(),

@@ -61,6 +61,18 @@ async fn relay_position(store: &Store) -> i64 {
         .position
 }
 
+/// Whether the relay's checkpoint is after every event of the log.
+async fn caught_up(store: &Store) -> bool {
+    let checkpoint = projectors::sql::read_checkpoint(store, relay::CHECKPOINT)
+        .await
+        .unwrap();
+    projectors::sql::events_after(store, checkpoint)
+        .await
+        .unwrap()
+        .0
+        == 0
+}
+
 /// `<aggregate_type>:<aggregate_id>:<version>` of every event in the log.
 async fn log_ids(store: &Store) -> HashSet<String> {
     let sql = "SELECT aggregate_type, aggregate_id, sequence FROM events";
@@ -73,7 +85,23 @@ async fn log_ids(store: &Store) -> HashSet<String> {
         .collect()
 }
 
+/// The two crash tests are the heaviest of this binary: one at a time, so that they leave the
+/// machine (and its PostgreSQL) to the other tests running beside them.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Patience for the writers beside the test's own queries; a small pool, since the other
+/// tests of this binary share the PostgreSQL server's 100 connections.
+fn roomy() -> eventstore_config::Settings {
+    eventstore_config::Settings {
+        max_connections: 8,
+        connect_timeout_secs: 30,
+        command_retries: 100,
+        ..Default::default()
+    }
+}
+
 async fn killed_five_times_while_appending(test: TestStore) {
+    let _one_at_a_time = HEAVY.lock().await;
     let nats = NatsServer::start();
     let url = nats.url();
     let bus = CommandBus::new(test.store.clone(), &test.settings);
@@ -83,11 +111,11 @@ async fn killed_five_times_while_appending(test: TestStore) {
         accounts.push(register(&bus, &email, domain::account::Role::Customer).await);
     }
     let target = 10_000 - log_count(&test.store).await as usize;
-    let writers: Vec<_> = (0..8)
+    let writers: Vec<_> = (0..4)
         .map(|w| {
             let (bus, accounts) = (bus.clone(), accounts.clone());
             tokio::spawn(async move {
-                for i in (w..target).step_by(8) {
+                for i in (w..target).step_by(4) {
                     deposit(&bus, accounts[i % accounts.len()], 1 + i as i64).await;
                 }
             })
@@ -96,10 +124,11 @@ async fn killed_five_times_while_appending(test: TestStore) {
 
     let mut relay = spawn_relay(&test, &url);
     for kill_number in 0..5 {
-        // Kill it at a random point once it is at work (it has moved its checkpoint).
+        // Kill it at a random point once it is at work (it has moved its checkpoint), or once
+        // it has caught up if the writers are done.
         let before = relay_position(&test.store).await;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while relay_position(&test.store).await <= before {
+        while relay_position(&test.store).await <= before && !caught_up(&test.store).await {
             assert!(
                 Instant::now() < deadline,
                 "kill {kill_number}: the relay made no progress"
@@ -148,13 +177,13 @@ async fn killed_five_times_while_appending(test: TestStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_relay_run_on_postgres_sigkilled_five_times_while_10000_events_are_appended_then_the_stream_holds_each_exactly_once(
 ) {
-    killed_five_times_while_appending(TestStore::postgres().await).await;
+    killed_five_times_while_appending(TestStore::postgres_with(roomy()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_relay_run_on_sqlite_sigkilled_five_times_while_10000_events_are_appended_then_the_stream_holds_each_exactly_once(
 ) {
-    killed_five_times_while_appending(TestStore::sqlite().await).await;
+    killed_five_times_while_appending(TestStore::sqlite_with(roomy()).await).await;
 }
 
 /// The value of an unlabelled metric in a Prometheus text exposition.
@@ -331,4 +360,18 @@ async fn given_serve_with_an_unreachable_nats_when_commands_arrive_then_the_api_
         "serve is still running"
     );
     kill(&mut child);
+}
+
+#[tokio::test]
+async fn given_a_bad_nats_url_when_relay_run_then_it_exits_with_one_line_that_hides_the_password() {
+    let test = TestStore::sqlite().await;
+    let output = eventshop(&test, Some("http://user:secret@127.0.0.1:4222"))
+        .args(["relay", "run"])
+        .output()
+        .expect("run eventshop relay run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nats_url"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
 }

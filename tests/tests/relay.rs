@@ -33,6 +33,18 @@ impl Running {
     }
 }
 
+/// Patience in the pool for the writers and the relay (a small pool: the PostgreSQL server's 100
+/// connections are shared by every test running), and retries for the writers' races on shared
+/// accounts.
+fn roomy() -> eventstore_config::Settings {
+    eventstore_config::Settings {
+        max_connections: 12,
+        connect_timeout_secs: 30,
+        command_retries: 100,
+        ..Default::default()
+    }
+}
+
 fn options(test: &TestStore, url: &str) -> RelayOptions {
     let mut settings = test.settings.clone();
     settings.nats_url = Some(url.to_owned());
@@ -198,7 +210,7 @@ async fn relays_5000_concurrent_events_exactly_once_in_order(test: TestStore) {
     let nats = NatsServer::start();
     let bus = CommandBus::new(test.store.clone(), &test.settings);
     let relay = start(&test, options(&test, &nats.url()));
-    append_concurrently(&bus, 20, 16, 5000).await;
+    append_concurrently(&bus, 20, 8, 5000).await;
     let total = log_count(&test.store).await;
     assert!(total >= 5000);
     wait_for_stream(&nats.url(), total as u64, Duration::from_secs(60)).await;
@@ -219,13 +231,15 @@ async fn relays_5000_concurrent_events_exactly_once_in_order(test: TestStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_5000_events_from_concurrent_commands_on_postgres_when_relayed_then_each_arrives_once_in_version_order_with_headers(
 ) {
-    relays_5000_concurrent_events_exactly_once_in_order(TestStore::postgres().await).await;
+    relays_5000_concurrent_events_exactly_once_in_order(TestStore::postgres_with(roomy()).await)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_5000_events_from_concurrent_commands_on_sqlite_when_relayed_then_each_arrives_once_in_version_order_with_headers(
 ) {
-    relays_5000_concurrent_events_exactly_once_in_order(TestStore::sqlite().await).await;
+    relays_5000_concurrent_events_exactly_once_in_order(TestStore::sqlite_with(roomy()).await)
+        .await;
 }
 
 async fn survives_a_nats_outage(test: TestStore) {
@@ -240,9 +254,9 @@ async fn survives_a_nats_outage(test: TestStore) {
         let bus = bus.clone();
         tokio::spawn(async move {
             while !*finish.borrow() {
-                append_concurrently(&bus, 1, 4, log_count(bus.store()).await + 40).await;
+                append_concurrently(&bus, 1, 4, log_count(bus.store()).await + 20).await;
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = finish.changed() => {}
                 }
             }
@@ -293,7 +307,7 @@ async fn survives_a_nats_outage(test: TestStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_nats_stopped_for_10_seconds_on_postgres_when_it_returns_then_nothing_is_lost_or_duplicated(
 ) {
-    survives_a_nats_outage(TestStore::postgres().await).await;
+    survives_a_nats_outage(TestStore::postgres_with(roomy()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
