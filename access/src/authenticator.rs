@@ -103,6 +103,11 @@ impl Authenticator {
             .grants(&self.0.store, &claims.sub)
             .await
             .map_err(|e| AuthError::Unavailable(e.into()))?;
+        if !grants.is_registered() {
+            return Err(AuthError::Invalid(
+                "the token's account does not exist".into(),
+            ));
+        }
         if grants.is_deleted() {
             return Err(AuthError::Invalid("the account was deleted".into()));
         }

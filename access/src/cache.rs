@@ -48,6 +48,7 @@ pub struct PolicyCache {
 #[derive(Debug, Clone)]
 pub struct Grants {
     policies: Arc<PolicySet>,
+    registered: bool,
     deleted: bool,
     revoked_families: Arc<BTreeSet<Uuid>>,
 }
@@ -66,6 +67,12 @@ impl Grants {
             && self
                 .policies
                 .allows(subject, action, resource_type, resource_id)
+    }
+
+    /// False when no account was ever registered under the subject (a token for it can only be
+    /// a forgery with the real key, or a token of another eventshop database).
+    pub fn is_registered(&self) -> bool {
+        self.registered
     }
 
     /// True once the account was deleted.
@@ -88,6 +95,7 @@ impl From<&Entry> for Grants {
     fn from(entry: &Entry) -> Self {
         Grants {
             policies: entry.policies.clone(),
+            registered: true,
             deleted: entry.deleted,
             revoked_families: entry.revoked_families.clone(),
         }
@@ -125,6 +133,15 @@ impl PolicyCache {
         for _ in 0..5 {
             let policies = store.load_current::<PolicySet>(subject).await?;
             let account = store.load_current::<Account>(subject).await?;
+            if !account.state.is_registered() {
+                // Not cached: nothing would keep such an entry current if the id registered.
+                return Ok(Grants {
+                    policies: Arc::new(policies.state),
+                    registered: false,
+                    deleted: false,
+                    revoked_families: Arc::default(),
+                });
+            }
             let mut inner = self.write();
             let seen = inner.seen.get(subject).copied().unwrap_or(0);
             if seen > policies.version {

@@ -1,7 +1,7 @@
 //! Every `Authorization` header gets the same answer from REST and GraphQL, on both stores: the
 //! accepted forms of a valid access token work on both, and every other header — another form,
-//! or a forged, expired, refresh or foreign-key token — is a 401 on REST and `UNAUTHENTICATED`
-//! on GraphQL.
+//! or a forged, expired, refresh or foreign-key token, or a well-signed token of an account that
+//! does not exist — is a 401 on REST and `UNAUTHENTICATED` on GraphQL.
 
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ enum Token {
     Expired,
     ForeignKey,
     Forged,
+    UnknownAccount,
+    NotAnAccountId,
 }
 
 struct Case {
@@ -89,6 +91,18 @@ fn cases() -> Vec<Case> {
             token: Token::Forged,
             accepted: false,
         },
+        Case {
+            what: "a well-signed token of an account that does not exist",
+            headers: &[b"Bearer {}"],
+            token: Token::UnknownAccount,
+            accepted: false,
+        },
+        Case {
+            what: "a well-signed token whose subject is not an account id",
+            headers: &[b"Bearer {}"],
+            token: Token::NotAnAccountId,
+            accepted: false,
+        },
     ]
 }
 
@@ -127,6 +141,12 @@ async fn every_form_gets_the_same_answer_from_rest_and_graphql(mut test: TestSto
         .issue(&ann.id)
         .expect("token")
         .access_token;
+    let signer = access::Tokens::new(SECRET.as_bytes(), &settings);
+    let unknown = signer
+        .issue(&uuid::Uuid::now_v7().to_string())
+        .expect("token")
+        .access_token;
+    let not_an_id = signer.issue("system").expect("token").access_token;
     let forged = {
         let (signed, signature) = ann.token.rsplit_once('.').expect("a JWT");
         let flipped = if signature.starts_with('A') { "B" } else { "A" };
@@ -141,6 +161,8 @@ async fn every_form_gets_the_same_answer_from_rest_and_graphql(mut test: TestSto
             Token::Expired => expired.as_str(),
             Token::ForeignKey => foreign.as_str(),
             Token::Forged => forged.as_str(),
+            Token::UnknownAccount => unknown.as_str(),
+            Token::NotAnAccountId => not_an_id.as_str(),
         };
         let headers: Vec<HeaderValue> = case.headers.iter().map(|h| header(h, token)).collect();
 
