@@ -1,7 +1,7 @@
 //! Request extractors whose rejections are [`ApiError`]s naming the field at fault: JSON bodies,
 //! UUID path parameters and the `If-Match` header.
 //!
-//! A body is checked in this order: its `Content-Type` (absent or JSON, else 415), its size
+//! A body is checked in this order: its `Content-Type` (JSON, else 415), its size
 //! (413), that it is exactly one JSON value (400), that every string in it, keys included,
 //! keeps the text rule of [`domain::text`] (422 naming the JSON path), and then that it fits the
 //! command (422 naming the field).
@@ -51,11 +51,13 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Ap
     })
 }
 
-/// Refuses a `Content-Type` that is not JSON (`application/json` or `application/<x>+json`, any
-/// parameters) with 415. A request without `Content-Type` is read as JSON.
+/// Refuses a body whose `Content-Type` is missing or not JSON (`application/json` or
+/// `application/<x>+json`, any parameters) with 415.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Err(ApiError::UnsupportedMediaType(
+            "the body has no Content-Type: send it as Content-Type: application/json".into(),
+        ));
     };
     let essence = value
         .to_str()
@@ -394,7 +396,7 @@ mod tests {
         assert!(with("application/json").is_ok());
         assert!(with("Application/JSON; charset=utf-8").is_ok());
         assert!(with("application/merge-patch+json").is_ok());
-        assert!(check_content_type(&HeaderMap::new()).is_ok());
+        assert!(check_content_type(&HeaderMap::new()).is_err());
         for refused in [
             "text/plain",
             "application/x-www-form-urlencoded",

@@ -94,6 +94,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            refuse_declared_oversize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             authenticate_first,
         ));
     let open = Router::new()
@@ -103,6 +107,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_declared_oversize,
         ))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }));
     let api = authenticated
@@ -129,6 +137,29 @@ pub fn router(state: AppState) -> Router {
             metrics::record,
         ))
         .with_state(state)
+}
+
+/// Middleware on every command route: a body whose declared `Content-Length` is over
+/// `max_body_bytes` is a 413 whether or not the route reads a body (a route that reads one also
+/// stops a larger body that streams in without a length).
+async fn refuse_declared_oversize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = state.settings().max_body_bytes;
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        // Read (and drop) a moderately larger body first: answering while the client is still
+        // sending makes the kernel reset the connection, and the client may never see the 413.
+        let _ = axum::body::to_bytes(request.into_body(), limit.saturating_mul(16)).await;
+        return ApiError::PayloadTooLarge { limit }.into_response();
+    }
+    next.run(request).await
 }
 
 /// Middleware on the routes that need a caller: authenticates it (the `Caller` extractor's

@@ -154,14 +154,12 @@ async fn graphql_post(
     body: Body,
 ) -> axum::response::Response {
     let limit = api.options.max_body_bytes;
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        if !is_json(content_type) {
-            return rejected(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Code::BadUserInput,
-                "send the request as Content-Type: application/json",
-            );
-        }
+    if !headers.get(header::CONTENT_TYPE).is_some_and(is_json) {
+        return rejected(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::BadUserInput,
+            "send the request as Content-Type: application/json",
+        );
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)

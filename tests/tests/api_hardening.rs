@@ -192,7 +192,7 @@ async fn given_data_after_the_json_value_when_sent_then_400_and_nothing_is_store
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
 
-async fn given_a_content_type_other_than_json_when_a_body_is_sent_then_415(api: TestApi) {
+async fn given_a_body_without_a_json_content_type_when_sent_then_415(api: TestApi) {
     let customer = api.register("customer").await;
     let seller = api.register("seller").await;
     let product = api.product(&seller, 500, 10).await;
@@ -201,23 +201,25 @@ async fn given_a_content_type_other_than_json_when_a_body_is_sent_then_415(api: 
     let body = r#"{"amount": 100, "currency": "EUR"}"#;
     let before = head(&api).await;
     for content_type in [
-        "text/plain",
-        "application/x-www-form-urlencoded",
-        "application/xml",
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("application/xml"),
+        Some("text/json"),
+        None,
     ] {
         let (status, answer) = raw(
             &api,
             Method::POST,
             &deposit,
             Some(&customer.token),
-            Some(content_type),
+            content_type,
             body,
         )
         .await;
         assert_eq!(
             status,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "{content_type}: {answer}"
+            "{content_type:?}: {answer}"
         );
         assert_eq!(field(&answer), Some("Content-Type"));
     }
@@ -232,8 +234,8 @@ async fn given_a_content_type_other_than_json_when_a_body_is_sent_then_415(api: 
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(head(&api).await, before);
-    // JSON with parameters, and no Content-Type at all, are read as JSON.
-    for content_type in [Some("application/json; charset=utf-8"), None] {
+    // JSON with parameters is JSON.
+    for content_type in [Some("application/json; charset=utf-8")] {
         let (status, answer) = raw(
             &api,
             Method::POST,
@@ -346,10 +348,46 @@ async fn given_no_token_when_the_path_id_header_or_body_is_also_bad_then_401_fir
     }
 }
 
+async fn given_a_body_over_the_limit_on_any_route_when_sent_then_413_and_nothing_changes(
+    api: TestApi,
+) {
+    let customer = api.register("customer").await;
+    let limit = api.test.settings.max_body_bytes;
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(limit + 1));
+    let before = head(&api).await;
+    // Routes that read a body and routes that take none (DELETE) alike.
+    for (method, path) in [
+        (Method::DELETE, format!("/api/v1/accounts/{}", customer.id)),
+        (
+            Method::POST,
+            format!("/api/v1/accounts/{}/deposits", customer.id),
+        ),
+        (Method::POST, "/api/v1/sessions".to_owned()),
+    ] {
+        let (status, answer) = raw(
+            &api,
+            method.clone(),
+            &path,
+            Some(&customer.token),
+            Some("application/json"),
+            &big,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{method} {path}: {answer}"
+        );
+        assert!(answer["errors"][0]["message"].is_string(), "{answer}");
+    }
+    assert_eq!(head(&api).await, before);
+}
+
 api_tests!(
+    given_a_body_over_the_limit_on_any_route_when_sent_then_413_and_nothing_changes,
     given_control_characters_in_any_text_field_when_sent_then_422_names_the_field_and_nothing_is_stored,
     given_data_after_the_json_value_when_sent_then_400_and_nothing_is_stored,
-    given_a_content_type_other_than_json_when_a_body_is_sent_then_415,
+    given_a_body_without_a_json_content_type_when_sent_then_415,
     given_a_policy_for_subject_star_when_put_then_422_and_nothing_is_granted,
     given_no_token_when_the_path_id_header_or_body_is_also_bad_then_401_first,
 );

@@ -560,6 +560,13 @@ async fn given_malformed_or_batched_requests_when_sent_then_each_answers_json_in
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         (
+            "no content type",
+            Method::POST,
+            None,
+            typename.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
             "a form",
             Method::POST,
             Some("application/x-www-form-urlencoded"),
