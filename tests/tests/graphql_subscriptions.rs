@@ -1,0 +1,278 @@
+//! GraphQL subscriptions over WebSocket (`/graphql/ws`, `graphql-transport-ws`), on both
+//! stores, with a real WebSocket client: the `connection_init` token, `events` catch-up then
+//! live, `orderUpdated` through the saga, and the caller's rights re-checked while streaming.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use eventshop_tests::graphql::TestGraphql;
+use eventshop_tests::graphql_tests;
+use eventshop_tests::saga::RunningSaga;
+use eventshop_tests::subscriptions::{Received, WsClient};
+use eventstore_config::Checkpoint;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const EVENTS: &str = "subscription($after: Int) { events(afterPosition: $after) { position aggregateType aggregateId version eventType } }";
+const ORDER: &str =
+    "subscription($id: ID!) { orderUpdated(id: $id) { id status sagaStep isFinal } }";
+
+/// Runs the projectors in the background until dropped.
+struct Projecting(tokio::task::JoinHandle<()>);
+
+impl Drop for Projecting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn projecting(store: &eventstore_config::Store) -> Projecting {
+    let store = store.clone();
+    Projecting(tokio::spawn(async move {
+        loop {
+            for projection in projectors::read_models::all() {
+                if let Err(e) = projectors::catch_up(&store, &*projection, 500).await {
+                    eprintln!("projection failed: {e:#}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }))
+}
+
+async fn given_no_or_a_bad_token_when_a_subscriber_connects_then_the_socket_closes_with_4403(
+    gql: TestGraphql,
+) {
+    for payload in [
+        json!({}),
+        json!({"Authorization": "Bearer not.a.token"}),
+        json!({"Authorization": 42}),
+    ] {
+        let mut client = WsClient::open(&gql.endpoint).await;
+        match client.init(payload.clone()).await {
+            Received::Closed(code, _) => assert_eq!(code, 4403, "for {payload}"),
+            other => panic!("expected a close for {payload}, got {other:?}"),
+        }
+    }
+}
+
+async fn given_a_control_character_in_a_variable_when_subscribing_then_it_is_refused_with_a_code(
+    gql: TestGraphql,
+) {
+    let admin = gql.api.admin().await;
+    let mut client = WsClient::connect(&gql.endpoint, &admin.token).await;
+    client
+        .subscribe(
+            "1",
+            "subscription($a: String) { events(actor: $a) { position } }",
+            json!({"a": "a\u{0}b"}),
+        )
+        .await;
+    let answer = client.message().await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{answer}"
+    );
+}
+
+async fn given_commands_keep_arriving_when_events_catch_up_from_zero_then_each_event_arrives_once_in_order(
+    gql: TestGraphql,
+) {
+    let admin = gql.api.admin().await;
+    let seller = gql.api.register("seller").await;
+    for _ in 0..3 {
+        gql.api.product(&seller, 100, 5).await;
+    }
+    let mut client = WsClient::connect(&gql.endpoint, &admin.token).await;
+    client.subscribe("1", EVENTS, json!({"after": 0})).await;
+    let writer = {
+        let base = gql.api.base.clone();
+        let token = seller.token.clone();
+        let http = gql.api.client.clone();
+        tokio::spawn(async move {
+            for i in 0..20 {
+                let answer = http
+                    .post(format!("{base}/api/v1/products"))
+                    .bearer_auth(&token)
+                    .json(
+                        &json!({"name": format!("Kettle {i}"), "description": "Steel",
+                                  "price": 100, "currency": "EUR", "stock": 5}),
+                    )
+                    .send()
+                    .await
+                    .expect("sent");
+                assert_eq!(answer.status(), StatusCode::CREATED);
+            }
+        })
+    };
+    writer.await.expect("writer");
+    let log = gql
+        .store()
+        .read_after(Checkpoint::START, 100_000)
+        .await
+        .expect("log");
+    let mut seen = Vec::new();
+    while seen.len() < log.len() {
+        let message = client.message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        let event = &message["payload"]["data"]["events"];
+        seen.push(event["position"].as_i64().expect("position"));
+    }
+    let expected: Vec<i64> = log.iter().map(|e| e.position).collect();
+    assert_eq!(seen, expected, "every event once, in log order");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len());
+}
+
+async fn deposit(gql: &TestGraphql, account: &eventshop_tests::api::Account, amount: i64) {
+    let answer = gql
+        .api
+        .post(
+            &format!("/api/v1/accounts/{}/deposits", account.id),
+            Some(&account.token),
+            json!({"amount": amount, "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+}
+
+/// Follows `order` and returns the statuses seen, until the final update.
+async fn follow(client: &mut WsClient) -> Vec<String> {
+    let mut statuses = Vec::new();
+    loop {
+        let message = client.message().await;
+        if message["type"] == "complete" {
+            return statuses;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        let update = &message["payload"]["data"]["orderUpdated"];
+        assert!(update.is_object(), "{message}");
+        statuses.push(update["status"].as_str().unwrap().to_owned());
+    }
+}
+
+async fn given_a_paid_order_when_followed_then_updates_end_with_approved(gql: TestGraphql) {
+    let _projectors = projecting(gql.store());
+    let saga = RunningSaga::start(gql.store(), &gql.api.test.settings);
+    let seller = gql.api.register("seller").await;
+    let customer = gql.api.register("customer").await;
+    deposit(&gql, &customer, 1_000).await;
+    let product = gql.api.product(&seller, 100, 5).await;
+    let order = gql.api.order(&customer, &[(&product, 2)], "EUR").await;
+    let mut client = WsClient::connect(&gql.endpoint, &customer.token).await;
+    client.subscribe("o", ORDER, json!({"id": order})).await;
+    let statuses = follow(&mut client).await;
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("APPROVED"),
+        "{statuses:?}"
+    );
+    // A late subscriber still gets the end.
+    let mut late = WsClient::connect(&gql.endpoint, &customer.token).await;
+    late.subscribe("o", ORDER, json!({"id": order})).await;
+    assert_eq!(follow(&mut late).await, vec!["APPROVED".to_owned()]);
+    saga.stop().await;
+}
+
+async fn given_too_little_stock_when_followed_then_updates_end_with_rejected(gql: TestGraphql) {
+    let _projectors = projecting(gql.store());
+    let saga = RunningSaga::start(gql.store(), &gql.api.test.settings);
+    let seller = gql.api.register("seller").await;
+    let customer = gql.api.register("customer").await;
+    deposit(&gql, &customer, 1_000).await;
+    let product = gql.api.product(&seller, 100, 1).await;
+    let mut client = WsClient::connect(&gql.endpoint, &customer.token).await;
+    let order = gql.api.order(&customer, &[(&product, 3)], "EUR").await;
+    client.subscribe("o", ORDER, json!({"id": order})).await;
+    let statuses = follow(&mut client).await;
+    assert_eq!(
+        statuses.last().map(String::as_str),
+        Some("REJECTED"),
+        "{statuses:?}"
+    );
+    saga.stop().await;
+}
+
+async fn given_another_customers_order_when_subscribing_then_it_is_forbidden(gql: TestGraphql) {
+    let seller = gql.api.register("seller").await;
+    let owner = gql.api.register("customer").await;
+    let other = gql.api.register("customer").await;
+    let product = gql.api.product(&seller, 100, 5).await;
+    let order = gql.api.order(&owner, &[(&product, 1)], "EUR").await;
+    let mut client = WsClient::connect(&gql.endpoint, &other.token).await;
+    client.subscribe("o", ORDER, json!({"id": order})).await;
+    let answer = client.message().await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+    assert!(
+        answer["payload"]["data"].is_null() || answer["payload"]["data"]["orderUpdated"].is_null()
+    );
+    // Nor may it read the owner's order events.
+    client
+        .subscribe(
+            "e",
+            "subscription($id: ID) { events(aggregateType: \"order\", aggregateId: $id) { position } }",
+            json!({"id": order}),
+        )
+        .await;
+    let answer = client.message().await;
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+}
+
+async fn given_an_account_deleted_meanwhile_when_streaming_then_the_stream_ends_with_an_error(
+    gql: TestGraphql,
+) {
+    let ann = gql.api.register("customer").await;
+    let mut client = WsClient::connect(&gql.endpoint, &ann.token).await;
+    client
+        .subscribe(
+            "e",
+            "subscription($me: String) { events(actor: $me) { position eventType } }",
+            json!({"me": ann.id}),
+        )
+        .await;
+    // Ann's own registration events arrive first.
+    let first = client.message().await;
+    assert_eq!(first["type"], "next", "{first}");
+    assert!(first["payload"]["errors"].is_null(), "{first}");
+    let deleted = gql
+        .api
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/accounts/{}", ann.id),
+            Some(&ann.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    loop {
+        let message = client.message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        if let Some(errors) = message["payload"]["errors"].as_array() {
+            assert_eq!(
+                errors[0]["extensions"]["code"], "UNAUTHENTICATED",
+                "{message}"
+            );
+            break;
+        }
+    }
+    let end = client.message().await;
+    assert_eq!(end["type"], "complete", "{end}");
+}
+
+graphql_tests!(
+    given_no_or_a_bad_token_when_a_subscriber_connects_then_the_socket_closes_with_4403,
+    given_a_control_character_in_a_variable_when_subscribing_then_it_is_refused_with_a_code,
+    given_commands_keep_arriving_when_events_catch_up_from_zero_then_each_event_arrives_once_in_order,
+    given_a_paid_order_when_followed_then_updates_end_with_approved,
+    given_too_little_stock_when_followed_then_updates_end_with_rejected,
+    given_another_customers_order_when_subscribing_then_it_is_forbidden,
+    given_an_account_deleted_meanwhile_when_streaming_then_the_stream_ends_with_an_error,
+);
