@@ -98,7 +98,7 @@ pub struct QueryApi {
     documents: Arc<documents::DocumentCache>,
     running: Arc<tokio::sync::Semaphore>,
     follower: Arc<subscription_follower::LazyFollower>,
-    subscriptions: Arc<std::sync::atomic::AtomicI64>,
+    subscriptions: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl std::fmt::Debug for QueryApi {
@@ -147,7 +147,7 @@ pub fn build_with(store: Store, authenticator: Authenticator, options: Options) 
         documents: Arc::default(),
         running: Arc::new(tokio::sync::Semaphore::new(running)),
         follower: Arc::default(),
-        subscriptions: Arc::default(),
+        subscriptions: Default::default(),
     }
 }
 
@@ -165,8 +165,19 @@ impl QueryApi {
 
     /// Subscriptions open now (over every WebSocket connection).
     pub fn open_subscriptions(&self) -> i64 {
-        self.subscriptions
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.subscriptions.get()
+    }
+
+    /// A registry (prefix `eventshop`) with `eventshop_graphql_subscriptions_open`, for
+    /// `/metrics`.
+    pub fn metrics_registry(&self) -> prometheus_client::registry::Registry {
+        let mut registry = prometheus_client::registry::Registry::with_prefix("eventshop");
+        registry.register(
+            "graphql_subscriptions_open",
+            "GraphQL subscriptions open now over /graphql/ws",
+            self.subscriptions.clone(),
+        );
+        registry
     }
 
     /// The options in force.

@@ -138,7 +138,31 @@ struct EventsState {
     done: bool,
 }
 
+/// Waits until `wake` changes, re-checking the caller at least every [`RECHECK`] meanwhile
+/// (a quiet stream reads nothing from the log: only the shared follower does).
+async fn wait_for_change<T>(
+    subscriber: &Subscriber,
+    wake: &mut tokio::sync::watch::Receiver<T>,
+    check: impl Fn(&Caller) -> GqlResult<()>,
+) -> GqlResult<()> {
+    loop {
+        match tokio::time::timeout(RECHECK, wake.changed()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => return Err(internal("the log follower stopped")),
+            Err(_) => check(&subscriber.caller().await?)?,
+        }
+    }
+}
+
 impl EventsState {
+    async fn wait(&mut self) -> GqlResult<()> {
+        let filter = &self.filter;
+        wait_for_change(&self.subscriber, &mut self.wake, |caller| {
+            filter.check(caller)
+        })
+        .await
+    }
+
     /// The next event to deliver, or the error that ends the stream.
     async fn next(&mut self) -> GqlResult<EventRecord> {
         loop {
@@ -156,7 +180,7 @@ impl EventsState {
                 .await
                 .map_err(internal)?;
             if events.is_empty() {
-                let _ = tokio::time::timeout(RECHECK, self.wake.changed()).await;
+                self.wait().await?;
                 continue;
             }
             for event in events {
@@ -355,7 +379,11 @@ impl Subscription {
                                 return Ok(update);
                             }
                         }
-                        let _ = tokio::time::timeout(RECHECK, state.wake.changed()).await;
+                        let id = state.id.clone();
+                        wait_for_change(&state.subscriber, &mut state.wake, |caller| {
+                            caller.require("orders", &id)
+                        })
+                        .await?;
                     }
                 }
                 .await;
@@ -378,14 +406,14 @@ impl Subscription {
         Ok(ending(state, |(subscriber, mut wake)| {
             Box::pin(async move {
                 let item = async {
-                    loop {
-                        subscriber.caller().await?.require("projections", "*")?;
-                        if tokio::time::timeout(RECHECK, wake.changed()).await.is_ok() {
-                            return crate::reads::projections(&subscriber.live.store)
-                                .await
-                                .map_err(internal);
-                        }
-                    }
+                    subscriber.caller().await?.require("projections", "*")?;
+                    wait_for_change(&subscriber, &mut wake, |caller| {
+                        caller.require("projections", "*")
+                    })
+                    .await?;
+                    crate::reads::projections(&subscriber.live.store)
+                        .await
+                        .map_err(internal)
                 }
                 .await;
                 Some((item, (subscriber, wake)))

@@ -4,7 +4,11 @@
 //! closes the socket with 4403 (Forbidden). Each subscription document passes the same text
 //! rule and shape limits as queries before it runs.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+
+use async_graphql::parser::types::OperationType;
+use prometheus_client::metrics::gauge::Gauge;
 
 use async_graphql::futures_util::{stream, SinkExt, StreamExt};
 use async_graphql::{Data, Executor, Request, Response, ServerError};
@@ -24,19 +28,22 @@ pub const PATH: &str = "/graphql/ws";
 /// The reason prefix of a refused `connection_init` (rewritten to close code 4403).
 const REFUSED: &str = "Forbidden: ";
 
-/// Runs subscription documents after the same checks as queries.
+/// Subscriptions one connection may hold open at once.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: i64 = 100;
+
+/// Runs one connection's subscription documents after the same checks as queries.
 #[derive(Clone)]
-pub(crate) struct Checked(pub(crate) QueryApi);
+pub(crate) struct Checked {
+    api: QueryApi,
+    /// This connection's open subscriptions.
+    open: Arc<AtomicI64>,
+}
 
 impl Executor for Checked {
     async fn execute(&self, request: Request) -> Response {
         // Queries and mutations over the socket are not served: use POST /graphql.
         let _ = request;
-        let mut error = ServerError::new("use POST /graphql for queries", None);
-        let mut extensions = async_graphql::ErrorExtensionValues::default();
-        extensions.set("code", Code::BadUserInput.as_str());
-        error.extensions = Some(extensions);
-        Response::from_errors(vec![error])
+        refusal("only subscriptions are served here: send queries to POST /graphql")
     }
 
     fn execute_stream(
@@ -44,11 +51,26 @@ impl Executor for Checked {
         mut request: Request,
         session_data: Option<Arc<Data>>,
     ) -> async_graphql::futures_util::stream::BoxStream<'static, Response> {
-        let api = &self.0;
+        let api = &self.api;
         let variables = std::mem::take(&mut request.variables);
+        let operation_name = request.operation_name.clone();
         let refused = match request.parsed_query() {
             Ok(document) => {
                 let mut refused = crate::input_text::check(document, &variables);
+                let operation = document
+                    .operations
+                    .iter()
+                    .find(|(name, _)| {
+                        operation_name.is_none()
+                            || name.map(|n| n.as_str()) == operation_name.as_deref()
+                    })
+                    .map(|(_, o)| o);
+                if operation.is_some_and(|o| o.node.ty != OperationType::Subscription) {
+                    refused.push(ServerError::new(
+                        "only subscriptions are served here: send queries to POST /graphql",
+                        None,
+                    ));
+                }
                 if let Err(shape) = crate::shape::check(document, api.options.max_depth) {
                     refused.push(ServerError::new(shape.to_string(), None));
                 }
@@ -65,10 +87,16 @@ impl Executor for Checked {
             authenticator: api.authenticator.clone(),
             follower: api.follower.get(&api.store),
         };
+        if self.open.load(Ordering::Relaxed) >= MAX_SUBSCRIPTIONS_PER_CONNECTION {
+            return stream::once(async move {
+                refusal(format!(
+                    "at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection: complete one first"
+                ))
+            })
+            .boxed();
+        }
         let request = request.data(live);
-        let gauge = api.subscriptions.clone();
-        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let open = OpenSubscription(gauge);
+        let open = OpenSubscription::new(api.subscriptions.clone(), self.open.clone());
         api.schema
             .execute_stream_with_session_data(request, session_data.unwrap_or_default())
             .map(move |response| {
@@ -79,13 +107,34 @@ impl Executor for Checked {
     }
 }
 
-/// Counts an open subscription while alive.
-struct OpenSubscription(Arc<std::sync::atomic::AtomicI64>);
+/// Counts an open subscription (in the process's gauge and its connection's count) while
+/// alive.
+struct OpenSubscription {
+    gauge: Gauge,
+    connection: Arc<AtomicI64>,
+}
+
+impl OpenSubscription {
+    fn new(gauge: Gauge, connection: Arc<AtomicI64>) -> Self {
+        gauge.inc();
+        connection.fetch_add(1, Ordering::Relaxed);
+        Self { gauge, connection }
+    }
+}
 
 impl Drop for OpenSubscription {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.gauge.dec();
+        self.connection.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// A one-error response with `BAD_USER_INPUT`.
+fn refusal(message: impl Into<String>) -> Response {
+    coded(Response::from_errors(vec![ServerError::new(
+        message.into(),
+        None,
+    )]))
 }
 
 /// Every error with an `extensions.code` (parse, validation and limit errors have none).
@@ -122,7 +171,11 @@ pub(crate) async fn upgrade(
                 })
             });
             let authenticator = api.authenticator.clone();
-            GraphQLWebSocket::new_with_pair(sink, stream, Checked(api), protocol)
+            let executor = Checked {
+                api,
+                open: Arc::default(),
+            };
+            GraphQLWebSocket::new_with_pair(sink, stream, executor, protocol)
                 .on_connection_init(move |payload| init(authenticator, payload))
                 .serve()
                 .await

@@ -112,3 +112,42 @@ impl WsClient {
         }
     }
 }
+
+/// A query API served on its own port (as another `serve` process's would be).
+pub struct QueryServer {
+    /// The API (for its subscription gauge).
+    pub api: query_api::QueryApi,
+    /// `http://127.0.0.1:<port>/graphql`.
+    pub endpoint: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl QueryServer {
+    /// Serves a query API over `store` with `authenticator` on 127.0.0.1:0.
+    pub async fn start(
+        store: eventstore_config::Store,
+        authenticator: query_api::Authenticator,
+    ) -> Self {
+        let api = query_api::build(store, authenticator);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let endpoint = format!("http://{}/graphql", listener.local_addr().expect("address"));
+        let server = tokio::spawn(command_api::serve(
+            listener,
+            api.router(),
+            std::future::pending::<()>(),
+        ));
+        Self {
+            api,
+            endpoint,
+            server,
+        }
+    }
+}
+
+impl Drop for QueryServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use eventshop_tests::graphql::TestGraphql;
 use eventshop_tests::graphql_tests;
 use eventshop_tests::saga::RunningSaga;
-use eventshop_tests::subscriptions::{Received, WsClient};
+use eventshop_tests::subscriptions::{QueryServer, Received, WsClient};
 use eventstore_config::Checkpoint;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -210,6 +210,12 @@ async fn given_another_customers_order_when_subscribing_then_it_is_forbidden(gql
     assert!(
         answer["payload"]["data"].is_null() || answer["payload"]["data"]["orderUpdated"].is_null()
     );
+    let end = client.message().await;
+    assert_eq!(
+        (end["type"].as_str(), end["id"].as_str()),
+        (Some("complete"), Some("o")),
+        "{end}"
+    );
     // Nor may it read the owner's order events.
     client
         .subscribe(
@@ -267,7 +273,103 @@ async fn given_an_account_deleted_meanwhile_when_streaming_then_the_stream_ends_
     assert_eq!(end["type"], "complete", "{end}");
 }
 
+async fn given_a_query_over_the_socket_when_sent_then_it_is_refused_with_bad_user_input(
+    gql: TestGraphql,
+) {
+    let admin = gql.api.admin().await;
+    let mut client = WsClient::connect(&gql.endpoint, &admin.token).await;
+    client.subscribe("q", "{ me { id } }", json!({})).await;
+    let answer = client.message().await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_two_serve_processes_on_one_database_when_one_handles_a_command_then_a_subscriber_of_the_other_gets_it(
+) {
+    let gql = TestGraphql::postgres().await;
+    let seller = gql.api.register("seller").await;
+    // The second process: its own pool, REST app, authenticator and log follower.
+    let other_rest = gql.api.other_server().await;
+    let other_store = eventstore_config::Store::open(&gql.api.test.settings)
+        .await
+        .expect("open the store");
+    let other =
+        QueryServer::start(other_store, other_rest.app.state().authenticator().clone()).await;
+    let head = gql.store().head_position().await.expect("head");
+    let mut client = WsClient::connect(&other.endpoint, &seller.token).await;
+    client
+        .subscribe(
+            "p",
+            "subscription($after: Int) { events(aggregateType: \"product\", afterPosition: $after) { aggregateId eventType } }",
+            json!({"after": head}),
+        )
+        .await;
+    // Wait until the subscription is open (the gauge counts it), then command the first process.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while other.api.open_subscriptions() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut metrics = String::new();
+    prometheus_client::encoding::text::encode(&mut metrics, &other.api.metrics_registry())
+        .expect("encode");
+    assert!(
+        metrics.contains("eventshop_graphql_subscriptions_open 1"),
+        "{metrics}"
+    );
+    // The first product may arrive by catch-up; once the stream is quiet, the second can only
+    // arrive live, woken by the second process's log follower.
+    for _ in 0..2 {
+        let product = gql.api.product(&seller, 100, 5).await;
+        let message = client.message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        let event = &message["payload"]["data"]["events"];
+        assert_eq!(event["aggregateId"], product.as_str(), "{message}");
+        assert_eq!(event["eventType"], "ProductCreated", "{message}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn given_projections_when_an_admin_subscribes_to_projection_lag_then_positions_arrive_and_a_customer_is_forbidden(
+    gql: TestGraphql,
+) {
+    let admin = gql.api.admin().await;
+    let customer = gql.api.register("customer").await;
+    gql.project().await;
+    let head = gql.store().head_position().await.expect("head");
+    let query = "subscription { projectionLag { name position lag } }";
+    let mut client = WsClient::connect(&gql.endpoint, &admin.token).await;
+    client.subscribe("l", query, json!({})).await;
+    let message = client.message().await;
+    let projections = message["payload"]["data"]["projectionLag"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{message}"))
+        .clone();
+    let orders = projections
+        .iter()
+        .find(|p| p["name"] == "orders")
+        .unwrap_or_else(|| panic!("{message}"));
+    assert_eq!(orders["position"].as_i64(), Some(head), "{message}");
+    assert_eq!(orders["lag"].as_i64(), Some(0), "{message}");
+    let mut other = WsClient::connect(&gql.endpoint, &customer.token).await;
+    other.subscribe("l", query, json!({})).await;
+    let answer = other.message().await;
+    assert_eq!(
+        answer["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{answer}"
+    );
+}
+
 graphql_tests!(
+    given_projections_when_an_admin_subscribes_to_projection_lag_then_positions_arrive_and_a_customer_is_forbidden,
+    given_a_query_over_the_socket_when_sent_then_it_is_refused_with_bad_user_input,
     given_no_or_a_bad_token_when_a_subscriber_connects_then_the_socket_closes_with_4403,
     given_a_control_character_in_a_variable_when_subscribing_then_it_is_refused_with_a_code,
     given_commands_keep_arriving_when_events_catch_up_from_zero_then_each_event_arrives_once_in_order,
