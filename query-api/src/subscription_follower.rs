@@ -97,10 +97,34 @@ async fn follow(
     listener.abort();
 }
 
-/// Where a new follower starts: the head (subscribers read what came before themselves).
+/// Where a new follower starts: the newest commit-safe event (subscribers read what came
+/// before themselves). On PostgreSQL not the head: an event above the head's checkpoint may
+/// still be invisible to commit-safe readers (an older transaction of the cluster runs), and
+/// the follower must see it become visible to wake the subscribers waiting for it.
 async fn start(store: &Store) -> Result<Checkpoint, eventstore_config::ReadError> {
-    let head = store.head_position().await?;
-    store.checkpoint_at(head).await
+    match store {
+        Store::Postgres(pool) => {
+            let newest: Option<(String, i64)> = sqlx::query_as(
+                "SELECT transaction_id::text, global_position FROM events \
+                  WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                  ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await
+            .map_err(eventstore_config::ReadError::Database)?;
+            Ok(match newest {
+                Some((xid, position)) => Checkpoint {
+                    transaction_id: xid.parse().unwrap_or(0),
+                    position,
+                },
+                None => Checkpoint::START,
+            })
+        }
+        Store::Sqlite(_) => {
+            let head = store.head_position().await?;
+            store.checkpoint_at(head).await
+        }
+    }
 }
 
 async fn positions(store: &Store) -> Result<Vec<(String, i64)>, sqlx::Error> {

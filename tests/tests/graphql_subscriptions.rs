@@ -17,19 +17,26 @@ const EVENTS: &str = "subscription($after: Int) { events(afterPosition: $after) 
 const ORDER: &str =
     "subscription($id: ID!) { orderUpdated(id: $id) { id status sagaStep isFinal } }";
 
-/// Runs the projectors in the background until dropped.
-struct Projecting(tokio::task::JoinHandle<()>);
+/// Runs the projectors in the background until stopped. Stopped between batches, never in
+/// the middle of one: an aborted transaction would leave its connection idle in transaction,
+/// holding back every commit-safe reader of the PostgreSQL cluster.
+struct Projecting {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
 
-impl Drop for Projecting {
-    fn drop(&mut self) {
-        self.0.abort();
+impl Projecting {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task.await.expect("projecting task");
     }
 }
 
 fn projecting(store: &eventstore_config::Store) -> Projecting {
     let store = store.clone();
-    Projecting(tokio::spawn(async move {
-        loop {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        while !*stopped.borrow() {
             for projection in projectors::read_models::all() {
                 if let Err(e) = projectors::catch_up(&store, &*projection, 500).await {
                     eprintln!("projection failed: {e:#}");
@@ -37,7 +44,8 @@ fn projecting(store: &eventstore_config::Store) -> Projecting {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }))
+    });
+    Projecting { stop, task }
 }
 
 async fn given_no_or_a_bad_token_when_a_subscriber_connects_then_the_socket_closes_with_4403(
@@ -152,7 +160,7 @@ async fn follow(client: &mut WsClient) -> Vec<String> {
 }
 
 async fn given_a_paid_order_when_followed_then_updates_end_with_approved(gql: TestGraphql) {
-    let _projectors = projecting(gql.store());
+    let projectors = projecting(gql.store());
     let saga = RunningSaga::start(gql.store(), &gql.api.test.settings);
     let seller = gql.api.register("seller").await;
     let customer = gql.api.register("customer").await;
@@ -172,10 +180,11 @@ async fn given_a_paid_order_when_followed_then_updates_end_with_approved(gql: Te
     late.subscribe("o", ORDER, json!({"id": order})).await;
     assert_eq!(follow(&mut late).await, vec!["APPROVED".to_owned()]);
     saga.stop().await;
+    projectors.stop().await;
 }
 
 async fn given_too_little_stock_when_followed_then_updates_end_with_rejected(gql: TestGraphql) {
-    let _projectors = projecting(gql.store());
+    let projectors = projecting(gql.store());
     let saga = RunningSaga::start(gql.store(), &gql.api.test.settings);
     let seller = gql.api.register("seller").await;
     let customer = gql.api.register("customer").await;
@@ -191,6 +200,7 @@ async fn given_too_little_stock_when_followed_then_updates_end_with_rejected(gql
         "{statuses:?}"
     );
     saga.stop().await;
+    projectors.stop().await;
 }
 
 async fn given_another_customers_order_when_subscribing_then_it_is_forbidden(gql: TestGraphql) {
