@@ -377,7 +377,54 @@ async fn given_projections_when_an_admin_subscribes_to_projection_lag_then_posit
     );
 }
 
+async fn given_a_policy_revoked_meanwhile_when_following_an_aggregate_then_the_stream_ends_forbidden(
+    gql: TestGraphql,
+) {
+    let admin = gql.api.admin().await;
+    let ann = gql.api.register("customer").await;
+    let bob = gql.api.register("customer").await;
+    let policy = format!("{}:get:accounts:{}", bob.id, ann.id);
+    let policies = |method: Method| {
+        let (gql, admin, policy) = (&gql, &admin, &policy);
+        async move {
+            let answer = gql
+                .api
+                .send(
+                    method,
+                    "/api/v1/policies",
+                    Some(&admin.token),
+                    Some(json!({"policy": policy})),
+                    &[],
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        }
+    };
+    policies(Method::PUT).await;
+    let mut client = WsClient::connect(&gql.endpoint, &bob.token).await;
+    client
+        .subscribe(
+            "a",
+            "subscription($id: ID) { events(aggregateType: \"account\", aggregateId: $id) { position } }",
+            json!({"id": ann.id}),
+        )
+        .await;
+    let first = client.message().await;
+    assert!(first["payload"]["errors"].is_null(), "{first}");
+    policies(Method::DELETE).await;
+    loop {
+        let message = client.message().await;
+        assert_eq!(message["type"], "next", "{message}");
+        if let Some(errors) = message["payload"]["errors"].as_array() {
+            assert_eq!(errors[0]["extensions"]["code"], "FORBIDDEN", "{message}");
+            break;
+        }
+    }
+    assert_eq!(client.message().await["type"], "complete");
+}
+
 graphql_tests!(
+    given_a_policy_revoked_meanwhile_when_following_an_aggregate_then_the_stream_ends_forbidden,
     given_projections_when_an_admin_subscribes_to_projection_lag_then_positions_arrive_and_a_customer_is_forbidden,
     given_a_query_over_the_socket_when_sent_then_it_is_refused_with_bad_user_input,
     given_no_or_a_bad_token_when_a_subscriber_connects_then_the_socket_closes_with_4403,
