@@ -71,7 +71,7 @@ impl<'a> Visibility<'a> {
     }
 
     /// `record` as this caller may see it.
-    fn apply(&self, mut record: EventRecord) -> EventRecord {
+    pub(crate) fn apply(&self, mut record: EventRecord) -> EventRecord {
         let Visibility::Shared(caller) = self else {
             return record;
         };
@@ -101,6 +101,51 @@ impl<'a> Visibility<'a> {
         record.correlation_id = None;
         record
     }
+}
+
+/// Whether `caller` may read the events of `aggregate_type/id` (the log's type names), and
+/// how much of them; `Err` for an unknown type. The one rule of `history` and of the `events`
+/// subscription.
+pub(crate) fn access<'a>(
+    caller: &'a Caller,
+    aggregate_type: &str,
+    id: &str,
+) -> Result<(bool, Visibility<'a>), String> {
+    Ok(match aggregate_type {
+        "account" => (caller.may_get("accounts", id), Visibility::Full),
+        "wallet" => (
+            caller.may_get("accounts", id) || caller.may_get("wallets", id),
+            Visibility::Full,
+        ),
+        "product" => (true, Visibility::of(caller, "products", id)),
+        "order" => (caller.may_get("orders", id), Visibility::Full),
+        "policy_set" => (
+            caller.subject == id || caller.may_get("policies", id),
+            Visibility::Full,
+        ),
+        other => {
+            return Err(format!(
+                "unknown aggregateType {other:?}: use account, wallet, product, order or policy_set"
+            ))
+        }
+    })
+}
+
+/// The public record of one event read from the global log.
+pub(crate) fn stored_record(
+    event: &eventstore_config::StoredEvent,
+) -> Result<EventRecord, HistoryError> {
+    let metadata = serde_json::to_value(event.metadata.to_map()).unwrap_or(Value::Null);
+    record(EventRow {
+        global_position: event.position,
+        aggregate_type: event.aggregate_type.clone(),
+        aggregate_id: event.aggregate_id.clone(),
+        sequence: event.version as i64,
+        event_type: event.event_type.clone(),
+        payload: event.payload.clone(),
+        metadata,
+        recorded_at: event.recorded_at,
+    })
 }
 
 /// Up to `limit` events of `aggregate_type/aggregate_id` after `after_version`, oldest first,

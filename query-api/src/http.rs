@@ -40,6 +40,10 @@ pub fn router(api: QueryApi) -> Router {
             get(graphql_get).post(graphql_post).fallback(other_method),
         )
         .route_layer(axum::middleware::from_fn(negotiate))
+        .route(
+            crate::subscription_ws::PATH,
+            get(crate::subscription_ws::upgrade),
+        )
         .with_state(api)
 }
 

@@ -29,12 +29,15 @@ pub mod query;
 pub mod reads;
 mod request;
 pub mod shape;
+pub mod subscription;
+mod subscription_follower;
+pub mod subscription_ws;
 pub mod types;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptyMutation, Schema};
 use eventstore_config::Store;
 
 pub use access::{AuthError, Authenticator};
@@ -45,7 +48,7 @@ pub use reads::{audit, AuditFilter};
 pub use types::AuditEntry;
 
 /// The schema type.
-pub type QuerySchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
+pub type QuerySchema = Schema<query::Query, EmptyMutation, subscription::Subscription>;
 
 /// Limits and waits.
 #[derive(Debug, Clone)]
@@ -94,6 +97,8 @@ pub struct QueryApi {
     policies: Arc<auth::PolicyVersions>,
     documents: Arc<documents::DocumentCache>,
     running: Arc<tokio::sync::Semaphore>,
+    follower: Arc<subscription_follower::LazyFollower>,
+    subscriptions: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl std::fmt::Debug for QueryApi {
@@ -108,7 +113,7 @@ impl std::fmt::Debug for QueryApi {
 pub fn schema(options: &Options) -> QuerySchema {
     // The depth limit is `shape::check`'s, run before execution: async-graphql's would count
     // introspection's `ofType` and refuse the standard introspection query.
-    Schema::build(query::Query, EmptyMutation, EmptySubscription)
+    Schema::build(query::Query, EmptyMutation, subscription::Subscription)
         .limit_complexity(options.max_complexity)
         .finish()
 }
@@ -141,6 +146,8 @@ pub fn build_with(store: Store, authenticator: Authenticator, options: Options) 
         policies: Arc::default(),
         documents: Arc::default(),
         running: Arc::new(tokio::sync::Semaphore::new(running)),
+        follower: Arc::default(),
+        subscriptions: Default::default(),
     }
 }
 
@@ -154,6 +161,23 @@ impl QueryApi {
     pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
         self.options.max_body_bytes = max_body_bytes;
         self
+    }
+
+    /// Subscriptions open now (over every WebSocket connection).
+    pub fn open_subscriptions(&self) -> i64 {
+        self.subscriptions.get()
+    }
+
+    /// A registry (prefix `eventshop`) with `eventshop_graphql_subscriptions_open`, for
+    /// `/metrics`.
+    pub fn metrics_registry(&self) -> prometheus_client::registry::Registry {
+        let mut registry = prometheus_client::registry::Registry::with_prefix("eventshop");
+        registry.register(
+            "graphql_subscriptions_open",
+            "GraphQL subscriptions open now over /graphql/ws",
+            self.subscriptions.clone(),
+        );
+        registry
     }
 
     /// The options in force.

@@ -11,7 +11,7 @@ use crate::auth::{Caller, Scope};
 use crate::db::Reader;
 use crate::error::{bad_input, error, forbidden, Code, GqlResult, OrInternal};
 use crate::fold;
-use crate::history::{self, Visibility, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
+use crate::history::{self, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 use crate::reads::{self, AuditFilter, OrderFilter, ProductQuery};
 use crate::request::{authenticated, caller, reader};
 use crate::types::{
@@ -420,18 +420,7 @@ impl Query {
             }
         };
         let (data, caller) = caller(ctx).await?;
-        let (allowed, visibility) = match kind {
-            "account" => (caller.may_get("accounts", &id), Visibility::Full),
-            "wallet" => (may_read_wallet(&caller, &id), Visibility::Full),
-            "product" => (true, Visibility::of(&caller, "products", &id)),
-            "order" => (caller.may_get("orders", &id), Visibility::Full),
-            "policy_set" => (may_read_policies(&caller, &id), Visibility::Full),
-            other => {
-                return Err(bad_input(format!(
-                    "unknown aggregateType {other:?}: use account, wallet, product, order or policy_set"
-                )))
-            }
-        };
+        let (allowed, visibility) = history::access(&caller, kind, &id).map_err(bad_input)?;
         if !allowed {
             return Err(forbidden(&format!("the history of {kind}/{id}")));
         }

@@ -40,6 +40,9 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
     // body limit: REST's is layered before the merge.
     let graphql = query_api::build(store.clone(), app.state().authenticator().clone())
         .with_max_body_bytes(settings.max_body_bytes);
+    app.state()
+        .metrics()
+        .add_registry(graphql.metrics_registry());
     let router = app.router().merge(graphql.router());
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);

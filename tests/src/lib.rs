@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod nats;
 pub mod projections;
 pub mod saga;
+pub mod subscriptions;
 
 use std::path::PathBuf;
 

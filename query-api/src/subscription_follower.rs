@@ -1,0 +1,158 @@
+//! The one log follower of a query API process: it reads the log in commit-safe order (woken by
+//! PostgreSQL `LISTEN eventshop_events`, and polling as a fallback) and the projections'
+//! checkpoints, and publishes how far each got. Subscriptions wait on it instead of polling the
+//! database each on its own.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use eventstore_config::{Checkpoint, Store};
+use tokio::sync::watch;
+
+/// The PostgreSQL channel appends notify.
+const CHANNEL: &str = "eventshop_events";
+/// How often the follower looks without a notification.
+const POLL: Duration = Duration::from_millis(100);
+/// Events read per step.
+const BATCH: u32 = 1000;
+
+/// What subscribers wait on: the newest commit-safe checkpoint seen, and every projection's
+/// position (name, global position), in name order.
+#[derive(Clone)]
+pub(crate) struct Follower {
+    pub(crate) log: watch::Receiver<Checkpoint>,
+    pub(crate) projections: watch::Receiver<Vec<(String, i64)>>,
+}
+
+/// Started on first use; the task ends when the query API is dropped.
+#[derive(Default)]
+pub(crate) struct LazyFollower(OnceLock<Follower>);
+
+impl LazyFollower {
+    /// The follower of `store`, started on the first call.
+    pub(crate) fn get(&self, store: &Store) -> Follower {
+        self.0
+            .get_or_init(|| {
+                let (log_tx, log) = watch::channel(Checkpoint::START);
+                let (projections_tx, projections) = watch::channel(Vec::new());
+                tokio::spawn(follow(store.clone(), log_tx, projections_tx));
+                Follower { log, projections }
+            })
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for LazyFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyFollower")
+    }
+}
+
+async fn follow(
+    store: Store,
+    log: watch::Sender<Checkpoint>,
+    projections: watch::Sender<Vec<(String, i64)>>,
+) {
+    let notified = Arc::new(tokio::sync::Notify::new());
+    let listener = tokio::spawn(listen(store.clone(), notified.clone()));
+    let mut checkpoint = loop {
+        match start(&store).await {
+            Ok(checkpoint) => break checkpoint,
+            Err(error) => tracing::warn!(%error, "the subscription follower cannot start yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    log.send_replace(checkpoint);
+    while !log.is_closed() {
+        let mut full = false;
+        match store.read_after(checkpoint, BATCH).await {
+            Ok(events) => {
+                full = events.len() == BATCH as usize;
+                if let Some(last) = events.last() {
+                    checkpoint = last.checkpoint();
+                    log.send_replace(checkpoint);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the subscription follower failed to read the log")
+            }
+        }
+        match positions(&store).await {
+            Ok(now) => {
+                projections.send_if_modified(|old| {
+                    let changed = *old != now;
+                    *old = now;
+                    changed
+                });
+            }
+            Err(error) => tracing::warn!(%error, "reading projection checkpoints failed"),
+        }
+        if !full {
+            tokio::select! {
+                _ = notified.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+    listener.abort();
+}
+
+/// Where a new follower starts: the newest commit-safe event (subscribers read what came
+/// before themselves). On PostgreSQL not the head: an event above the head's checkpoint may
+/// still be invisible to commit-safe readers (an older transaction of the cluster runs), and
+/// the follower must see it become visible to wake the subscribers waiting for it.
+async fn start(store: &Store) -> Result<Checkpoint, eventstore_config::ReadError> {
+    match store {
+        Store::Postgres(pool) => {
+            let newest: Option<(String, i64)> = sqlx::query_as(
+                "SELECT transaction_id::text, global_position FROM events \
+                  WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                  ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await
+            .map_err(eventstore_config::ReadError::Database)?;
+            Ok(match newest {
+                Some((xid, position)) => Checkpoint {
+                    transaction_id: xid.parse().unwrap_or(0),
+                    position,
+                },
+                None => Checkpoint::START,
+            })
+        }
+        Store::Sqlite(_) => {
+            let head = store.head_position().await?;
+            store.checkpoint_at(head).await
+        }
+    }
+}
+
+async fn positions(store: &Store) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    const SQL: &str = "SELECT name, global_position FROM projection_checkpoints ORDER BY name";
+    match store {
+        Store::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+        Store::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+    }
+}
+
+/// Wakes the follower on each PostgreSQL notification (SQLite: polling only).
+async fn listen(store: Store, notified: Arc<tokio::sync::Notify>) {
+    let Store::Postgres(pool) = store else { return };
+    loop {
+        let result = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                notified.notify_one();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "LISTEN failed; the subscription follower polls until it reconnects");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
