@@ -164,14 +164,14 @@ impl AccountEvent {
     /// The event as it may leave the process (`history`, `events tail`, the relay, …): the
     /// stored form without secrets. The password hash and refresh-token ids never leave.
     pub fn public_json(&self) -> serde_json::Value {
-        let mut value = crate::public::stored_json(self);
+        let mut value = crate::event_json::stored_json(self);
         match self {
             AccountEvent::AccountRegistered { .. } => {
-                crate::public::hide(&mut value, "password_hash")
+                crate::event_json::hide(&mut value, "password_hash")
             }
-            AccountEvent::RefreshTokenRevoked { .. } => crate::public::hide(&mut value, "jti"),
+            AccountEvent::RefreshTokenRevoked { .. } => crate::event_json::hide(&mut value, "jti"),
             AccountEvent::RefreshTokenFamilyRevoked { .. } => {
-                crate::public::hide(&mut value, "family")
+                crate::event_json::hide(&mut value, "family")
             }
             AccountEvent::AccountAuthenticated { .. } | AccountEvent::AccountDeleted { .. } => {}
         }

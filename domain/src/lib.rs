@@ -16,6 +16,7 @@ pub mod account;
 pub mod currency;
 pub mod email;
 pub mod error;
+mod event_json;
 pub mod metadata;
 pub mod money;
 pub mod name;

@@ -1,9 +1,8 @@
 //! The public JSON view of events: what may leave the process wherever an event is shown
 //! (`history`, `events tail`, audit, the relay, subscriptions, the console). Each event type
-//! writes its own view next to its definition (`AccountEvent::public_json`, …); this module
-//! holds the helpers and the dispatch from a stored payload.
+//! writes its own view next to its definition (`AccountEvent::public_json`, …, with the helpers
+//! of the `event_json` module); this module dispatches from a stored payload.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::account::AccountEvent;
@@ -20,18 +19,6 @@ pub struct PublicViewError {
     pub aggregate_type: String,
     /// Why it does not decode.
     pub reason: String,
-}
-
-/// The event serialized as it is stored: `{"type": "<event_type>", "data": {..}}`.
-pub(crate) fn stored_json(event: &impl Serialize) -> Value {
-    serde_json::to_value(event).unwrap_or(Value::Null)
-}
-
-/// Removes `field` from the event's `data` object.
-pub(crate) fn hide(value: &mut Value, field: &str) {
-    if let Some(data) = value.get_mut("data").and_then(Value::as_object_mut) {
-        data.remove(field);
-    }
 }
 
 /// The public view of a stored `payload` of an aggregate of `aggregate_type` (`account`,

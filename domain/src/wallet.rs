@@ -99,7 +99,7 @@ impl WalletEvent {
     /// The event as it may leave the process (`history`, `events tail`, the relay, …): it
     /// holds no secret, so this is its stored form.
     pub fn public_json(&self) -> serde_json::Value {
-        crate::public::stored_json(self)
+        crate::event_json::stored_json(self)
     }
 }
 

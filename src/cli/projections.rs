@@ -73,7 +73,7 @@ pub async fn run_projectors(
         options,
         read_models::all(),
         async move {
-            shutdown_signal().await;
+            command_api::shutdown_signal().await;
             let _ = stop.send(true);
         },
     )
@@ -82,28 +82,6 @@ pub async fn run_projectors(
         relay.await.ok();
     }
     result
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        tokio::signal::ctrl_c().await.ok();
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }
 
 fn find(name: &str) -> anyhow::Result<Arc<dyn Projection>> {

@@ -40,7 +40,7 @@ pub async fn run(store: Store, settings: &Settings, command: RelayCommand) -> an
         store.clone(),
         options,
         RelayMetrics::new(),
-        super::projections::shutdown_signal(),
+        command_api::shutdown_signal(),
     )
     .await;
     store.close().await;
