@@ -454,12 +454,9 @@ pub async fn run_projection(
     }
 }
 
-/// Forwards PostgreSQL notifications on [`CHANNEL`] to `wake` until `shutdown`.
-pub(crate) async fn listen(
-    store: Store,
-    wake: watch::Sender<u64>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Forwards PostgreSQL notifications on [`CHANNEL`] to `wake` until `shutdown` (SQLite: returns at
+/// once; its readers poll). Shared by the projection runner, the saga and the relay.
+pub async fn listen(store: Store, wake: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
     let Store::Postgres(pool) = store else { return };
     loop {
         let listener = async {

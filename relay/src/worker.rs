@@ -150,7 +150,11 @@ pub async fn run(
     })?;
     let (stop_tx, stop) = watch::channel(false);
     let (wake_tx, wake) = watch::channel(0u64);
-    let listener = tokio::spawn(listen(store.clone(), wake_tx, stop.clone()));
+    let listener = tokio::spawn(projectors::runner::listen(
+        store.clone(),
+        wake_tx,
+        stop.clone(),
+    ));
     let relay = relay(&store, &options, &publisher, &metrics, wake, stop);
     tokio::pin!(relay);
     tokio::pin!(shutdown);
@@ -378,36 +382,6 @@ async fn measure_lag(store: &Store, cp: Checkpoint, metrics: &RelayMetrics) {
             metrics.lag_seconds.set(age.max(0.0));
         }
         Err(error) => tracing::debug!(%error, "measuring the relay's lag failed"),
-    }
-}
-
-/// Forwards PostgreSQL notifications of appends to `wake` until stopped (SQLite: nothing; the
-/// relay polls).
-async fn listen(store: Store, wake: watch::Sender<u64>, mut stop: watch::Receiver<bool>) {
-    let Store::Postgres(pool) = store else { return };
-    loop {
-        let listener = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(projectors::runner::CHANNEL).await?;
-            loop {
-                listener.recv().await?;
-                wake.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            result = listener => {
-                if let Err(error) = result {
-                    tracing::warn!(%error, "relay LISTEN failed; polling until it reconnects");
-                }
-            }
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
