@@ -33,22 +33,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 }
 
 /// Reads a whole body of at most `limit` bytes: larger → 413, slower than its deadline → 408
-/// (see [`crate::deadline`]), a broken stream → 400.
+/// (see [`web::deadline`]), a broken stream → 400.
 pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let inner = error.into_inner();
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-        while let Some(e) = cause {
-            if e.is::<http_body_util::LengthLimitError>() {
-                return ApiError::PayloadTooLarge { limit };
+    web::body::read_limited(body, limit)
+        .await
+        .map_err(|error| match error {
+            web::body::BodyError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            web::body::BodyError::Read(inner) => {
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&inner);
+                while let Some(e) = cause {
+                    if let Some(timeout) = e.downcast_ref::<web::deadline::BodyTimedOut>() {
+                        return ApiError::RequestTimeout(timeout.to_string());
+                    }
+                    cause = e.source();
+                }
+                ApiError::bad_request(format!("cannot read the request body: {inner}"), None)
             }
-            if let Some(timeout) = e.downcast_ref::<crate::deadline::BodyTimedOut>() {
-                return ApiError::RequestTimeout(timeout.to_string());
-            }
-            cause = e.source();
-        }
-        ApiError::bad_request(format!("cannot read the request body: {inner}"), None)
-    })
+        })
 }
 
 /// Refuses a body whose `Content-Type` is missing or not JSON (`application/json` or

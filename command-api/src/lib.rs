@@ -15,7 +15,6 @@
 
 pub mod auth;
 pub mod authz;
-pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -23,7 +22,6 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod respond;
-pub mod serve;
 pub mod state;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
@@ -35,8 +33,8 @@ use eventstore_config::{Settings, Store};
 use tokio::task::JoinHandle;
 
 pub use error::ApiError;
-pub use serve::{serve, serve_with, ServeLimits};
 pub use state::AppState;
+pub use web::{serve, serve_with, shutdown_signal, ServeLimits};
 
 /// A built command API: its state and the background task keeping the policy cache current.
 #[derive(Debug)]
@@ -148,15 +146,8 @@ async fn refuse_declared_oversize(
     next: Next,
 ) -> Response {
     let limit = state.settings().max_body_bytes;
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        // Read (and drop) a moderately larger body first: answering while the client is still
-        // sending makes the kernel reset the connection, and the client may never see the 413.
-        let _ = axum::body::to_bytes(request.into_body(), limit.saturating_mul(16)).await;
+    if web::body::declared_over(request.headers(), limit) {
+        web::body::drain(request.into_body(), limit).await;
         return ApiError::PayloadTooLarge { limit }.into_response();
     }
     next.run(request).await
@@ -178,32 +169,4 @@ async fn authenticate_first(
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed("this route does not accept that method".into())
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
 }

@@ -2,6 +2,15 @@
 //! environment), store selection (PostgreSQL via postgres-es, SQLite via sqlite-es), migrations,
 //! the command bus, the commit-safe global log reader, temporal loads and snapshots.
 //! May depend on `domain` only (never on command-api, projectors or query-api).
+//!
+//! Every statement is written once for both stores through [`sql::Sql`] (`$N` placeholders,
+//! typed arguments, times in each store's stored form). Code matches on [`Store`] only where
+//! the databases really behave differently:
+//! - the commit-safe log reader (PostgreSQL's `xid8` snapshot horizon; SQLite has one writer);
+//! - leases (PostgreSQL advisory locks; a lease row on SQLite);
+//! - LISTEN/NOTIFY (PostgreSQL only; SQLite polls);
+//! - bulk loads (PostgreSQL `COPY`);
+//! - connecting, migrating and beginning a transaction ([`store`], [`Store::begin`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -10,6 +19,7 @@ pub mod email_registry;
 pub mod log;
 pub mod metadata;
 pub mod settings;
+pub mod sql;
 mod states;
 pub mod store;
 pub mod temporal;
@@ -19,5 +29,6 @@ pub use email_registry::SqlEmailRegistry;
 pub use log::{Checkpoint, ReadError, StoredEvent};
 pub use metadata::{EventMetadata, SYSTEM_ACTOR};
 pub use settings::{Settings, StoreKind, DEFAULT_DATABASE_URL};
+pub use sql::{Arg, Executor, Sql, Tx};
 pub use store::{Store, StoreError};
 pub use temporal::Versioned;

@@ -165,10 +165,6 @@ async fn graphql_post(
             "send the request as Content-Type: application/json",
         );
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
         rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -176,19 +172,14 @@ async fn graphql_post(
             format!("the request body is larger than {limit} bytes"),
         )
     };
-    if declared.is_some_and(|n| n > limit as u64) {
+    if web::body::declared_over(&headers, limit) {
+        web::body::drain(body, limit).await;
         return too_large();
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let bytes = match web::body::read_limited(body, limit).await {
         Ok(bytes) => bytes,
-        Err(e) => {
-            let over = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if over {
-                return too_large();
-            }
-            return bad_request(format!("the request body could not be read: {e}"));
-        }
+        Err(web::body::BodyError::TooLarge { .. }) => return too_large(),
+        Err(e) => return bad_request(e.to_string()),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return bad_request(r#"the body is empty: send a JSON object {"query": "…"}"#);
