@@ -8,3 +8,4 @@ mod public_events;
 mod relay;
 mod saga;
 mod serve;
+mod subscriptions;
