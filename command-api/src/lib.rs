@@ -147,7 +147,6 @@ async fn refuse_declared_oversize(
 ) -> Response {
     let limit = state.settings().max_body_bytes;
     if web::body::declared_over(request.headers(), limit) {
-        web::body::drain(request.into_body(), limit).await;
         return ApiError::PayloadTooLarge { limit }.into_response();
     }
     next.run(request).await

@@ -173,7 +173,6 @@ async fn graphql_post(
         )
     };
     if web::body::declared_over(&headers, limit) {
-        web::body::drain(body, limit).await;
         return too_large();
     }
     let bytes = match web::body::read_limited(body, limit).await {

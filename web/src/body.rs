@@ -1,14 +1,8 @@
-//! Bounded request-body reads. A server that answers 413 while the client is still sending, and
-//! then closes the connection, makes the kernel reset it: the client often sees a broken
-//! connection instead of the 413. So a refused body is read on (and dropped) up to
-//! [`DRAIN_FACTOR`] times the limit before the answer goes out; the body deadline
-//! ([`crate::deadline`]) bounds how long that can take.
+//! Bounded request-body reads: a body over the limit is refused as soon as the limit is passed,
+//! or before it is read when its declared `Content-Length` says so.
 
 use axum::body::{Body, Bytes};
 use futures::StreamExt;
-
-/// A refused body is drained up to this many times the limit before the answer.
-pub const DRAIN_FACTOR: usize = 16;
 
 /// Why a body was not read.
 #[derive(Debug, thiserror::Error)]
@@ -33,28 +27,14 @@ pub fn declared_over(headers: &axum::http::HeaderMap, limit: usize) -> bool {
         .is_some_and(|length| length > limit as u64)
 }
 
-/// Reads and drops up to `limit × DRAIN_FACTOR` bytes of what is left of `body`.
-pub async fn drain(body: Body, limit: usize) {
-    let cap = limit.saturating_mul(DRAIN_FACTOR);
-    let mut stream = body.into_data_stream();
-    let mut read = 0usize;
-    while let Some(Ok(chunk)) = stream.next().await {
-        read = read.saturating_add(chunk.len());
-        if read > cap {
-            break;
-        }
-    }
-}
-
-/// The whole body if it is at most `limit` bytes. A larger one is drained (see [`drain`]) and
-/// refused with [`BodyError::TooLarge`].
+/// The whole body if it is at most `limit` bytes, else [`BodyError::TooLarge`] as soon as the
+/// limit is passed (the server reads the rest before it answers: see [`crate::leftover`]).
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     let mut stream = body.into_data_stream();
     let mut collected: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(BodyError::Read)?;
         if collected.len().saturating_add(chunk.len()) > limit {
-            drain(Body::from_stream(stream), limit).await;
             return Err(BodyError::TooLarge { limit });
         }
         collected.extend_from_slice(&chunk);

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod deadline;
+pub mod leftover;
 pub mod serve;
 pub mod shutdown;
 

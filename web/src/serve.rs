@@ -1,6 +1,6 @@
 //! The HTTP server every eventshop listener runs on (`serve`, `command-api`, `query-api`, the
 //! tests): HTTP/1.1 with upgrades, a header-read timeout that also closes idle kept-alive
-//! connections, a deadline for every request body (see [`crate::deadline`]), a cap on concurrent connections (kept below the open-file limit), the peer
+//! connections, a deadline for every request body (see [`crate::deadline`]), unread bodies read to their end before an early answer (see [`crate::leftover`]), a cap on concurrent connections (kept below the open-file limit), the peer
 //! address as `ConnectInfo<SocketAddr>`, and a graceful drain on shutdown.
 
 use std::future::Future;
@@ -19,6 +19,7 @@ use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use crate::deadline::DeadlineBody;
+use crate::leftover::{Leftover, Tracked};
 
 /// Open files kept free for the database pool, logs and the like when the connection cap is
 /// derived from the open-file limit.
@@ -116,15 +117,24 @@ pub async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let body_time = limits.request_body_timeout;
-        let service =
-            router
-                .clone()
-                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                    let mut request = request
-                        .map(|body| axum::body::Body::new(DeadlineBody::new(body, body_time)));
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
+        let router = router.clone();
+        let service = tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            async move {
+                let leftover = Leftover::default();
+                let mut request = request.map(|body| {
+                    axum::body::Body::new(Tracked::new(
+                        DeadlineBody::new(body, body_time),
+                        leftover.clone(),
+                    ))
                 });
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let response = router.oneshot(request).await;
+                // An answer given before the body was read: read the rest first.
+                leftover.drain().await;
+                response
+            }
+        });
         let connection = builder
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
             .with_upgrades();
