@@ -34,7 +34,7 @@ pub enum BatchError {
 
 /// A time as SQLite read-model columns store it: fixed-width text with microseconds and `Z`,
 /// so that text order is time order. Readers must bind times in this form.
-pub use eventstore_config::log::sqlite_read_model_time as sqlite_time;
+pub use eventstore_config::sql::sqlite_time;
 
 fn parse_sqlite_time(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(s)
