@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use eventstore_config::{Checkpoint, Store, StoredEvent};
+use eventstore_config::{Checkpoint, Sql, Store, StoredEvent};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row, Sqlite, Transaction};
@@ -421,24 +421,13 @@ pub fn decode_sqlite(row: &SqliteRow, columns: &[Column]) -> Result<Vec<Val>, sq
 
 /// The checkpoint row `name` (the start if there is none).
 pub async fn read_checkpoint(store: &Store, name: &str) -> Result<Checkpoint, sqlx::Error> {
-    let row: Option<(String, i64)> = match store {
-        Store::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT transaction_id::text, global_position FROM projection_checkpoints WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query_as(
-                "SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = ?",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-        }
-    };
+    let row: Option<(String, i64)> = Sql::new(
+        "SELECT CAST(transaction_id AS TEXT), global_position FROM projection_checkpoints \
+          WHERE name = $1",
+    )
+    .arg(name)
+    .fetch_optional(store)
+    .await?;
     match row {
         Some((xid, position)) => Ok(Checkpoint {
             transaction_id: parse_xid(&xid)?,

@@ -7,16 +7,16 @@ use read_models::ReadModelError;
 use crate::reads;
 use crate::types::{Account, Money, Order, OrderItem, PolicySet, Product, Wallet};
 
-/// A fold failure.
+/// An aggregate at a version could not be read (the log, or the wallet's position in it).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FoldError {
+pub(crate) enum AtVersionError {
     #[error(transparent)]
     Log(#[from] ReadError),
     #[error(transparent)]
     Read(#[from] ReadModelError),
 }
 
-type Result<T> = std::result::Result<T, FoldError>;
+type Result<T> = std::result::Result<T, AtVersionError>;
 
 pub(crate) async fn order(store: &Store, id: &str, version: u64) -> Result<Option<Order>> {
     let Some(v) = store
