@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::account::AccountEvent;
-use eventstore_config::{Sql, StoredEvent};
+use eventstore_config::StoredEvent;
 
 use crate::model::{self, col, Appends, ApplyError, Kind, Model, TableDef, Val};
-use crate::select::{valid_at, Select};
 
 /// The accounts read model.
 pub struct Accounts;
@@ -125,6 +124,12 @@ impl Model for Accounts {
         })
     }
 }
+
+// The reads.
+
+use eventstore_config::Sql;
+
+use crate::select::{valid_at, Select};
 
 /// An account as read: the current row version, or the one valid at a time.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
