@@ -1,7 +1,7 @@
 //! How the query API runs its statements: through [`eventstore_config::Sql`] (one text for
 //! both stores), each admitted by the request's budget and counted ([`statements_run`]).
 //! Read-model reads come typed from the `read-models` crate ([`fetch_all`], [`Reader`]); the
-//! few statements of the query API's own (the log, checkpoints) are built with [`Sql`].
+//! few statements of the query API's own (the log, checkpoints) are built with [`CountedSql`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -17,7 +17,7 @@ use sqlx::FromRow;
 pub(crate) const POLICY_HEAD: &str = "SELECT MAX(sequence) AS policy_head__ FROM events \
      WHERE aggregate_type = 'policy_set' AND aggregate_id = ";
 
-/// Read-model statements run through [`Sql`] since the process started.
+/// Statements run through [`CountedSql`] or the typed reads since the process started.
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
 /// How many read-model SQL statements the query API has run in this process (DataLoaders keep
@@ -54,9 +54,9 @@ pub(crate) async fn fetch_optional<T: Record>(
 
 /// A statement of the query API's own: [`eventstore_config::Sql`], run admitted and counted.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Sql(eventstore_config::Sql);
+pub(crate) struct CountedSql(eventstore_config::Sql);
 
-impl Sql {
+impl CountedSql {
     pub(crate) fn new(text: &str) -> Self {
         Self(eventstore_config::Sql::new(text))
     }
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_in_bind_order() {
-        let mut sql = Sql::new("SELECT 1 FROM t WHERE a = ");
+        let mut sql = CountedSql::new("SELECT 1 FROM t WHERE a = ");
         sql.bind("x").push(" AND b > ").bind(3i64);
         assert_eq!(sql.0.text(), "SELECT 1 FROM t WHERE a = $1 AND b > $2");
         assert_eq!(sql.0.args().len(), 2);

@@ -8,7 +8,7 @@ use eventstore_config::Store;
 use read_models::{accounts, audit as audit_log, orders, policies as policy_sets, products};
 use read_models::{wallets, ReadModelError};
 
-use crate::db::{self, Reader, Sql};
+use crate::db::{self, CountedSql, Reader};
 use crate::types::{Account, AuditEntry, Order, PolicySet, Product, ProjectionInfo, Wallet};
 
 pub use read_models::audit::AuditFilter;
@@ -122,7 +122,7 @@ struct Count {
 
 /// Every projection with a checkpoint (rebuild checkpoints excluded), with its lag.
 pub(crate) async fn projections(store: &Store) -> Result<Vec<ProjectionInfo>> {
-    let rows = Sql::new(
+    let rows = CountedSql::new(
         "SELECT c.name AS name, c.global_position AS global_position, s.state AS state \
          FROM projection_checkpoints c LEFT JOIN projection_status s ON s.name = c.name \
          WHERE c.name NOT LIKE '%\\_\\_rebuild' ESCAPE '\\' ORDER BY c.name",
@@ -131,7 +131,7 @@ pub(crate) async fn projections(store: &Store) -> Result<Vec<ProjectionInfo>> {
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let mut sql = Sql::new("SELECT COUNT(*) AS n FROM events WHERE global_position > ");
+        let mut sql = CountedSql::new("SELECT COUNT(*) AS n FROM events WHERE global_position > ");
         sql.bind(row.global_position);
         let lag = sql.fetch_optional::<Count>(store).await?.map_or(0, |c| c.n);
         out.push(ProjectionInfo {
@@ -156,7 +156,7 @@ pub(crate) async fn position_of(
     aggregate_id: &str,
     version: i64,
 ) -> Result<Option<i64>> {
-    let mut sql = Sql::new("SELECT global_position FROM events WHERE aggregate_type = ");
+    let mut sql = CountedSql::new("SELECT global_position FROM events WHERE aggregate_type = ");
     sql.bind(aggregate_type)
         .push(" AND aggregate_id = ")
         .bind(aggregate_id)

@@ -217,7 +217,7 @@ async fn order_update(store: &Store, id: &str) -> GqlResult<Option<(String, Orde
     else {
         return Ok(None);
     };
-    let mut sql = crate::db::Sql::new("SELECT step FROM order_sagas WHERE order_id = ");
+    let mut sql = crate::db::CountedSql::new("SELECT step FROM order_sagas WHERE order_id = ");
     sql.bind(id);
     let step = sql
         .fetch_optional::<StepRow>(store)

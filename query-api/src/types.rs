@@ -11,7 +11,7 @@ use read_models::policies::PolicyRecord;
 use read_models::products::ProductRecord;
 use read_models::wallets::{TransactionRecord, WalletRecord};
 
-use crate::db::{self, Sql};
+use crate::db::{self, CountedSql};
 use crate::error::{GqlResult, OrInternal};
 use crate::loaders::{AccountKey, ProductKey};
 use crate::request::RequestData;
@@ -153,15 +153,16 @@ impl Order {
     async fn saga(&self, ctx: &Context<'_>) -> GqlResult<Option<OrderSaga>> {
         let data = ctx.data_unchecked::<RequestData>();
         let id = self.id.to_string();
-        let current: Option<(String,)> = Sql::new("SELECT step FROM order_sagas WHERE order_id = ")
-            .bind(id.clone())
-            .fetch_optional(&data.store)
-            .await
-            .or_internal()?;
+        let current: Option<(String,)> =
+            CountedSql::new("SELECT step FROM order_sagas WHERE order_id = ")
+                .bind(id.clone())
+                .fetch_optional(&data.store)
+                .await
+                .or_internal()?;
         let Some((step,)) = current else {
             return Ok(None);
         };
-        let history: Vec<(i64, String, String)> = Sql::new(
+        let history: Vec<(i64, String, String)> = CountedSql::new(
             "SELECT global_position, event_type, step FROM order_saga_steps WHERE order_id = ",
         )
         .bind(id)
