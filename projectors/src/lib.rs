@@ -2,10 +2,10 @@
 //! checkpoints committed with each batch, read-model writers with history rows, blue/green
 //! rebuilds and leases.
 //!
-//! * [`model`]: a read model is written once ([`model::Model`]) for both stores; a batch folds
-//!   into a [`model::Plan`] of row versions.
-//! * [`sql`]: the backend half — transactions, set-based writes, checkpoint rows.
-//! * [`read_models`]: accounts, products, orders, wallets, policies and the audit index.
+//! * [`model`] and [`read_models`]: re-exported from the `read-models` crate, which owns each
+//!   read model (tables, rows, the fold into row versions, typed reads).
+//! * [`sql`]: the backend half — transactions, set-based writes of a batch's
+//!   [`model::Plan`], checkpoint rows.
 //! * [`runner`]: workers, wake-up (LISTEN/NOTIFY + polling), retries and dead letters;
 //!   [`run_all`] starts every projection.
 //! * [`lease`], [`rebuild`], [`status`].
@@ -13,8 +13,6 @@
 
 mod bulk;
 pub mod lease;
-pub mod model;
-pub mod read_models;
 pub mod rebuild;
 pub mod runner;
 pub mod saga;
@@ -23,6 +21,7 @@ pub mod status;
 
 pub use indicatif;
 pub use model::{Projection, TableDef, Val};
+pub use read_models::{self, model};
 pub use rebuild::{rebuild, RebuildReport};
 pub use runner::{catch_up, run_all, run_with, RunnerOptions};
 pub use status::{statuses, ProjectionStatus};

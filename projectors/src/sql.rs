@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use eventstore_config::{Checkpoint, Store, StoredEvent};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
+use eventstore_config::{Checkpoint, Sql, Store, StoredEvent};
 use sqlx::{Postgres, Row, Sqlite, Transaction};
 
 use crate::model::{Column, FoldError, Kind, Projection, TableDef, Val};
@@ -34,7 +32,7 @@ pub enum BatchError {
 
 /// A time as SQLite read-model columns store it: fixed-width text with microseconds and `Z`,
 /// so that text order is time order. Readers must bind times in this form.
-pub use eventstore_config::log::sqlite_read_model_time as sqlite_time;
+pub use eventstore_config::sql::sqlite_time;
 
 fn parse_sqlite_time(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
     DateTime::parse_from_rfc3339(s)
@@ -200,7 +198,7 @@ impl Tx {
                 );
                 let rows = sqlx::query(&sql).bind(keys).fetch_all(&mut **tx).await?;
                 for row in rows {
-                    let vals = decode_pg(&row, &columns)?;
+                    let vals = decode_row(&row, &columns)?;
                     current.insert(vals[0].text().unwrap_or_default().to_string(), vals);
                 }
             }
@@ -213,7 +211,7 @@ impl Tx {
                 let json = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
                 let rows = sqlx::query(&sql).bind(json).fetch_all(&mut **tx).await?;
                 for row in rows {
-                    let vals = decode_sqlite(&row, &columns)?;
+                    let vals = decode_row(&row, &columns)?;
                     current.insert(vals[0].text().unwrap_or_default().to_string(), vals);
                 }
             }
@@ -377,8 +375,16 @@ fn bind_pg_column<'q>(query: PgQuery<'q>, kind: Kind, rows: &[Vec<Val>], i: usiz
     }
 }
 
-/// Decodes a PostgreSQL row selected with `columns`.
-pub fn decode_pg(row: &PgRow, columns: &[Column]) -> Result<Vec<Val>, sqlx::Error> {
+/// Decodes a row (of either store) selected with `columns`. SQLite's fixed-width time text
+/// decodes as a time like PostgreSQL's `timestamptz`.
+pub fn decode_row<R: Row>(row: &R, columns: &[Column]) -> Result<Vec<Val>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     columns
         .iter()
         .enumerate()
@@ -396,49 +402,15 @@ pub fn decode_pg(row: &PgRow, columns: &[Column]) -> Result<Vec<Val>, sqlx::Erro
         .collect()
 }
 
-/// Decodes a SQLite row selected with `columns`.
-pub fn decode_sqlite(row: &SqliteRow, columns: &[Column]) -> Result<Vec<Val>, sqlx::Error> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            Ok(match c.kind {
-                Kind::Text => Val::Text(row.try_get(i)?),
-                Kind::OptText => Val::OptText(row.try_get(i)?),
-                Kind::Int => Val::Int(row.try_get(i)?),
-                Kind::OptInt => Val::OptInt(row.try_get(i)?),
-                Kind::Bool => Val::Bool(row.try_get(i)?),
-                Kind::Time => Val::Time(parse_sqlite_time(&row.try_get::<String, _>(i)?)?),
-                Kind::OptTime => Val::OptTime(
-                    row.try_get::<Option<String>, _>(i)?
-                        .map(|s| parse_sqlite_time(&s))
-                        .transpose()?,
-                ),
-            })
-        })
-        .collect()
-}
-
 /// The checkpoint row `name` (the start if there is none).
 pub async fn read_checkpoint(store: &Store, name: &str) -> Result<Checkpoint, sqlx::Error> {
-    let row: Option<(String, i64)> = match store {
-        Store::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT transaction_id::text, global_position FROM projection_checkpoints WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query_as(
-                "SELECT transaction_id, global_position FROM projection_checkpoints WHERE name = ?",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-        }
-    };
+    let row: Option<(String, i64)> = Sql::new(
+        "SELECT CAST(transaction_id AS TEXT), global_position FROM projection_checkpoints \
+          WHERE name = $1",
+    )
+    .arg(name)
+    .fetch_optional(store)
+    .await?;
     match row {
         Some((xid, position)) => Ok(Checkpoint {
             transaction_id: parse_xid(&xid)?,
@@ -496,13 +468,13 @@ pub async fn dump(
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| decode_pg(r, &columns))
+            .map(|r| decode_row(r, &columns))
             .collect(),
         Store::Sqlite(pool) => sqlx::query(&sql)
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| decode_sqlite(r, &columns))
+            .map(|r| decode_row(r, &columns))
             .collect(),
     }
 }

@@ -12,7 +12,7 @@ use domain::policy_set::PolicySet;
 use eventstore_config::Store;
 use tokio::sync::OnceCell;
 
-use crate::db::{Reader, Sql, POLICY_HEAD};
+use crate::db::{CountedSql, Reader, POLICY_HEAD};
 use crate::error::{error, internal, Code, GqlResult};
 
 /// What the request said about its caller.
@@ -72,7 +72,7 @@ const POLICY_CACHE_SIZE: usize = 10_000;
 impl PolicyVersions {
     /// `subject`'s current policies.
     async fn load(&self, store: &Store, subject: &str) -> GqlResult<Arc<PolicySet>> {
-        let mut sql = Sql::new(POLICY_HEAD);
+        let mut sql = CountedSql::new(POLICY_HEAD);
         sql.bind(subject);
         let head = sql
             .fetch_optional::<Head>(store)

@@ -2,20 +2,21 @@
 //! (`Store::load_at_version`: the newest snapshot at or below the version bounds the fold).
 
 use eventstore_config::{ReadError, Store};
+use read_models::ReadModelError;
 
 use crate::reads;
-use crate::types::{Account, Money, Order, PolicySet, Product, Wallet};
+use crate::types::{Account, Money, Order, OrderItem, PolicySet, Product, Wallet};
 
-/// A fold failure.
+/// An aggregate at a version could not be read (the log, or the wallet's position in it).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FoldError {
+pub(crate) enum AtVersionError {
     #[error(transparent)]
     Log(#[from] ReadError),
     #[error(transparent)]
-    Read(#[from] reads::ReadError),
+    Read(#[from] ReadModelError),
 }
 
-type Result<T> = std::result::Result<T, FoldError>;
+type Result<T> = std::result::Result<T, AtVersionError>;
 
 pub(crate) async fn order(store: &Store, id: &str, version: u64) -> Result<Option<Order>> {
     let Some(v) = store
@@ -34,7 +35,11 @@ pub(crate) async fn order(store: &Store, id: &str, version: u64) -> Result<Optio
         id: order_id.to_string().into(),
         account_id: account_id.to_string().into(),
         status: status.into(),
-        items: s.items().iter().map(|l| reads::item(*l, None)).collect(),
+        items: s
+            .items()
+            .iter()
+            .map(|l| OrderItem::from_line(*l, None))
+            .collect(),
         total: total.into(),
         amount_due: s.amount_due().map(Money::from),
         reason: s.reason().map(str::to_owned),

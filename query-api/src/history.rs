@@ -17,7 +17,7 @@ use eventstore_config::Store;
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::db::Sql;
+use crate::db::CountedSql;
 use crate::types::EventRecord;
 
 /// Events per `history` page when `first` is not given.
@@ -158,7 +158,7 @@ pub(crate) async fn page(
     limit: i64,
     visibility: &Visibility<'_>,
 ) -> Result<Vec<EventRecord>, HistoryError> {
-    let mut sql = Sql::new(
+    let mut sql = CountedSql::new(
         "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, payload, \
          metadata, recorded_at FROM events WHERE aggregate_type = ",
     );

@@ -1,8 +1,8 @@
 //! The eventshop read side: the async-graphql schema at `/graphql` over the projectors' read
 //! models, with temporal (`asOf` from history rows, `atVersion` folded from the log), history
 //! and audit queries, ACL-filtered answers, and read-your-writes via `X-Min-Position`. May
-//! depend on `domain`, `eventstore-config` and `access` (the authenticator shared with the
-//! REST API), never on the write side.
+//! depend on `domain`, `eventstore-config`, `read-models` (the typed reads) and `access` (the
+//! authenticator shared with the REST API), never on the write side or the projectors.
 //!
 //! ```no_run
 //! # async fn run(settings: eventstore_config::Settings, store: eventstore_config::Store) -> anyhow::Result<axum::Router> {

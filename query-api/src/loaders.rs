@@ -1,5 +1,6 @@
 //! DataLoaders for nested look-ups: every product of a page's order items (or every account of
-//! its wallets) is fetched with one query per distinct `asOf`, whatever the page size.
+//! its wallets) is fetched with one query per distinct `asOf`, whatever the page size. They
+//! batch through the read models' typed reads and answer records (the GraphQL types map them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -7,9 +8,11 @@ use std::sync::Arc;
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use eventstore_config::Store;
+use read_models::accounts::{self, AccountRecord};
+use read_models::products::{self, ProductRecord};
+use read_models::ReadModelError;
 
-use crate::reads;
-use crate::types::{Account, Product};
+use crate::db;
 
 /// A product, current (`as_of: None`) or as of a time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,14 +47,17 @@ fn by_time<K, F: Fn(&K) -> (String, Option<DateTime<Utc>>)>(
 }
 
 impl Loader<ProductKey> for ProductLoader {
-    type Value = Product;
-    type Error = Arc<reads::ReadError>;
+    type Value = ProductRecord;
+    type Error = Arc<ReadModelError>;
 
-    async fn load(&self, keys: &[ProductKey]) -> Result<HashMap<ProductKey, Product>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ProductKey],
+    ) -> Result<HashMap<ProductKey, ProductRecord>, Self::Error> {
         let mut out = HashMap::new();
         for (as_of, ids) in by_time(keys, |k| (k.id.clone(), k.as_of)) {
-            for product in reads::products_by_id(&self.0, &ids, as_of).await? {
-                let id = product.id.to_string();
+            for product in db::fetch_all(&self.0, &products::by_ids(&ids, as_of)).await? {
+                let id = product.id.clone();
                 out.insert(ProductKey { id, as_of }, product);
             }
         }
@@ -60,14 +66,17 @@ impl Loader<ProductKey> for ProductLoader {
 }
 
 impl Loader<AccountKey> for AccountLoader {
-    type Value = Account;
-    type Error = Arc<reads::ReadError>;
+    type Value = AccountRecord;
+    type Error = Arc<ReadModelError>;
 
-    async fn load(&self, keys: &[AccountKey]) -> Result<HashMap<AccountKey, Account>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[AccountKey],
+    ) -> Result<HashMap<AccountKey, AccountRecord>, Self::Error> {
         let mut out = HashMap::new();
         for (as_of, ids) in by_time(keys, |k| (k.id.clone(), k.as_of)) {
-            for account in reads::accounts_by_id(&self.0, &ids, as_of).await? {
-                let id = account.id.to_string();
+            for account in db::fetch_all(&self.0, &accounts::by_ids(&ids, as_of)).await? {
+                let id = account.id.clone();
                 out.insert(AccountKey { id, as_of }, account);
             }
         }

@@ -12,7 +12,7 @@ use crate::db::Reader;
 use crate::error::{bad_input, error, forbidden, Code, GqlResult, OrInternal};
 use crate::fold;
 use crate::history::{self, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
-use crate::reads::{self, AuditFilter, OrderFilter, ProductQuery};
+use crate::reads::{self, AuditFilter, OrderFilter};
 use crate::request::{authenticated, caller, reader};
 use crate::types::{
     Account, AuditEntry, EventRecord, Order, OrderStatus, PolicySet, Product, ProjectionInfo,
@@ -205,7 +205,7 @@ impl Query {
         let size = page_size(first)?;
         let data = authenticated(ctx)?;
         let filter = filter.unwrap_or_default();
-        let query = ProductQuery {
+        let query = read_models::products::ProductFilter {
             name_contains: filter.name_contains,
             seller_id: filter
                 .seller_id
@@ -271,7 +271,7 @@ impl Query {
         };
         let filter = OrderFilter {
             account_id,
-            status,
+            status: status.map(Into::into),
             ids,
         };
         let rows = reads::orders(&data.store, &filter, as_of, after.as_deref(), size + 1)

@@ -204,38 +204,27 @@ impl EventsState {
 }
 
 #[derive(sqlx::FromRow)]
-struct OrderRow {
-    account_id: String,
-    status: String,
-    reason: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
 struct StepRow {
     step: String,
 }
 
 /// The order's update now (`None`: not projected yet).
 async fn order_update(store: &Store, id: &str) -> GqlResult<Option<(String, OrderUpdate)>> {
-    let mut sql =
-        crate::db::Sql::new("SELECT account_id, status, reason FROM rm_orders WHERE id = ");
-    sql.bind(id).valid_at(None);
-    let Some(order) = sql
-        .fetch_optional::<OrderRow>(store)
+    let current = read_models::orders::by_id(id, None);
+    let Some(order) = crate::db::fetch_optional(store, &current)
         .await
         .map_err(internal)?
     else {
         return Ok(None);
     };
-    let mut sql = crate::db::Sql::new("SELECT step FROM order_sagas WHERE order_id = ");
+    let mut sql = crate::db::CountedSql::new("SELECT step FROM order_sagas WHERE order_id = ");
     sql.bind(id);
     let step = sql
         .fetch_optional::<StepRow>(store)
         .await
         .map_err(internal)?
         .map(|s| s.step);
-    let status = OrderStatus::parse(&order.status)
-        .ok_or_else(|| internal(format!("order {id} has an unknown status {}", order.status)))?;
+    let status = OrderStatus::from(order.status);
     let is_final = matches!(
         status,
         OrderStatus::Approved | OrderStatus::Rejected | OrderStatus::Canceled

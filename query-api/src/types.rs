@@ -4,7 +4,14 @@
 use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
-use crate::db::Sql;
+use read_models::accounts::AccountRecord;
+use read_models::audit::AuditRecord;
+use read_models::orders::OrderRecord;
+use read_models::policies::PolicyRecord;
+use read_models::products::ProductRecord;
+use read_models::wallets::{TransactionRecord, WalletRecord};
+
+use crate::db::{self, CountedSql};
 use crate::error::{GqlResult, OrInternal};
 use crate::loaders::{AccountKey, ProductKey};
 use crate::request::RequestData;
@@ -38,6 +45,7 @@ impl From<domain::Money> for Money {
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "domain::order::OrderStatus")]
 pub enum OrderStatus {
     /// Placed; stock is being reserved.
     Pending,
@@ -49,44 +57,6 @@ pub enum OrderStatus {
     Rejected,
     /// Canceled.
     Canceled,
-}
-
-impl From<domain::order::OrderStatus> for OrderStatus {
-    fn from(s: domain::order::OrderStatus) -> Self {
-        use domain::order::OrderStatus as S;
-        match s {
-            S::Pending => OrderStatus::Pending,
-            S::AwaitingPayment => OrderStatus::AwaitingPayment,
-            S::Approved => OrderStatus::Approved,
-            S::Rejected => OrderStatus::Rejected,
-            S::Canceled => OrderStatus::Canceled,
-        }
-    }
-}
-
-impl OrderStatus {
-    /// The stored form (`PENDING`, …).
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::AwaitingPayment => "AWAITING_PAYMENT",
-            OrderStatus::Approved => "APPROVED",
-            OrderStatus::Rejected => "REJECTED",
-            OrderStatus::Canceled => "CANCELED",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        [
-            OrderStatus::Pending,
-            OrderStatus::AwaitingPayment,
-            OrderStatus::Approved,
-            OrderStatus::Rejected,
-            OrderStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-    }
 }
 
 /// One line of an order.
@@ -103,6 +73,18 @@ pub struct OrderItem {
     pub(crate) as_of: Option<DateTime<Utc>>,
 }
 
+impl OrderItem {
+    /// The item of an order's `line` (its product looked up as of `as_of`).
+    pub(crate) fn from_line(line: domain::order::OrderLine, as_of: Option<DateTime<Utc>>) -> Self {
+        OrderItem {
+            product_id: line.product_id.to_string().into(),
+            quantity: i64::from(line.quantity.get()),
+            unit_price: line.unit_price.into(),
+            as_of,
+        }
+    }
+}
+
 #[ComplexObject]
 impl OrderItem {
     /// The product (as of the same time as the order, when asked `asOf`).
@@ -114,6 +96,7 @@ impl OrderItem {
                 as_of: self.as_of,
             })
             .await
+            .map(|found| found.map(Product::from))
             .or_internal()
     }
 }
@@ -142,6 +125,27 @@ pub struct Order {
     pub version: i64,
 }
 
+impl Order {
+    /// The order of a read-model record (read as of `as_of`, which its items' products follow).
+    pub(crate) fn from_record(r: OrderRecord, as_of: Option<DateTime<Utc>>) -> Self {
+        Order {
+            id: r.id.into(),
+            account_id: r.account_id.into(),
+            status: r.status.into(),
+            items: r
+                .items
+                .into_iter()
+                .map(|line| OrderItem::from_line(line, as_of))
+                .collect(),
+            total: Money::new(r.total_amount, &r.currency),
+            amount_due: r.amount_due.map(|a| Money::new(a, &r.currency)),
+            reason: r.reason,
+            placed_at: r.placed_at,
+            version: r.version,
+        }
+    }
+}
+
 #[ComplexObject]
 impl Order {
     /// The order saga's progress (reservation, payment, approval or compensation): where it
@@ -149,15 +153,16 @@ impl Order {
     async fn saga(&self, ctx: &Context<'_>) -> GqlResult<Option<OrderSaga>> {
         let data = ctx.data_unchecked::<RequestData>();
         let id = self.id.to_string();
-        let current: Option<(String,)> = Sql::new("SELECT step FROM order_sagas WHERE order_id = ")
-            .bind(id.clone())
-            .fetch_optional(&data.store)
-            .await
-            .or_internal()?;
+        let current: Option<(String,)> =
+            CountedSql::new("SELECT step FROM order_sagas WHERE order_id = ")
+                .bind(id.clone())
+                .fetch_optional(&data.store)
+                .await
+                .or_internal()?;
         let Some((step,)) = current else {
             return Ok(None);
         };
-        let history: Vec<(i64, String, String)> = Sql::new(
+        let history: Vec<(i64, String, String)> = CountedSql::new(
             "SELECT global_position, event_type, step FROM order_saga_steps WHERE order_id = ",
         )
         .bind(id)
@@ -223,6 +228,22 @@ pub struct Product {
     pub version: i64,
 }
 
+impl From<ProductRecord> for Product {
+    fn from(r: ProductRecord) -> Self {
+        Product {
+            id: r.id.into(),
+            seller_id: r.seller.into(),
+            name: r.name,
+            description: r.description,
+            price: Money::new(r.price_amount, &r.price_currency),
+            stock_on_hand: r.stock_on_hand,
+            stock_reserved: r.stock_reserved,
+            stock_available: r.stock_available,
+            version: r.version,
+        }
+    }
+}
+
 /// An account.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct Account {
@@ -242,6 +263,20 @@ pub struct Account {
     pub version: i64,
 }
 
+impl From<AccountRecord> for Account {
+    fn from(r: AccountRecord) -> Self {
+        Account {
+            id: r.id.into(),
+            email: r.email,
+            name: r.name,
+            role: r.role,
+            deleted: r.deleted,
+            registered_at: r.registered_at,
+            version: r.version,
+        }
+    }
+}
+
 /// A money movement of a wallet.
 #[derive(Debug, Clone, SimpleObject)]
 pub struct WalletTransaction {
@@ -257,6 +292,19 @@ pub struct WalletTransaction {
     pub reason: Option<String>,
     /// When.
     pub recorded_at: DateTime<Utc>,
+}
+
+impl From<TransactionRecord> for WalletTransaction {
+    fn from(r: TransactionRecord) -> Self {
+        WalletTransaction {
+            position: r.global_position,
+            kind: r.kind,
+            order_id: r.order_id.map(Into::into),
+            amount: Money::new(r.amount, &r.currency),
+            reason: r.reason,
+            recorded_at: r.recorded_at,
+        }
+    }
 }
 
 /// Transactions per page when `first` is not given.
@@ -281,6 +329,19 @@ pub struct Wallet {
     pub(crate) as_of: Option<DateTime<Utc>>,
 }
 
+impl Wallet {
+    /// The wallet of a read-model record (read as of `as_of`, which its account follows).
+    pub(crate) fn from_record(r: WalletRecord, as_of: Option<DateTime<Utc>>) -> Self {
+        Wallet {
+            account_id: r.account_id.into(),
+            balance: Money::new(r.balance, &r.currency),
+            version: r.version,
+            position: r.last_position,
+            as_of,
+        }
+    }
+}
+
 #[ComplexObject]
 impl Wallet {
     /// The owning account.
@@ -292,6 +353,7 @@ impl Wallet {
                 as_of: self.as_of,
             })
             .await
+            .map(|found| found.map(Account::from))
             .or_internal()
     }
 
@@ -316,15 +378,14 @@ impl Wallet {
             }
         };
         let data = ctx.data_unchecked::<RequestData>();
-        crate::reads::wallet_transactions(
-            &data.store,
+        let page = read_models::wallets::transactions(
             &self.account_id,
             after_position.unwrap_or(0),
             self.position,
             limit,
-        )
-        .await
-        .or_internal()
+        );
+        let rows = db::fetch_all(&data.store, &page).await.or_internal()?;
+        Ok(rows.into_iter().map(WalletTransaction::from).collect())
     }
 }
 
@@ -339,6 +400,16 @@ pub struct PolicySet {
     pub policies: Vec<String>,
     /// The policy set aggregate's version (0: none granted yet).
     pub version: i64,
+}
+
+impl From<PolicyRecord> for PolicySet {
+    fn from(r: PolicyRecord) -> Self {
+        PolicySet {
+            subject: r.subject,
+            policies: r.policies,
+            version: r.version,
+        }
+    }
 }
 
 /// One event of an aggregate's history.
@@ -388,6 +459,23 @@ pub struct AuditEntry {
     pub causation_id: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(r: AuditRecord) -> Self {
+        AuditEntry {
+            position: r.global_position,
+            recorded_at: r.recorded_at,
+            actor: r.actor,
+            event_type: r.event_type,
+            aggregate_type: r.aggregate_type,
+            aggregate_id: r.aggregate_id,
+            version: r.version,
+            correlation_id: r.correlation_id,
+            causation_id: r.causation_id,
+            request_id: r.request_id,
+        }
+    }
 }
 
 /// A projection's progress (admins only).

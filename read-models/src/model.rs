@@ -21,7 +21,8 @@ pub enum Kind {
     OptInt,
     /// `boolean NOT NULL` (SQLite `integer` 0/1).
     Bool,
-    /// `timestamptz NOT NULL` (SQLite fixed-width text, see [`sqlite_time`](crate::sql::sqlite_time)).
+    /// `timestamptz NOT NULL` (SQLite fixed-width text, see
+    /// [`sqlite_time`](eventstore_config::sql::sqlite_time)).
     Time,
     /// `timestamptz`.
     OptTime,

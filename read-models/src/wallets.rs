@@ -1,10 +1,12 @@
 //! `rm_wallets` (one row version per wallet event: balance) and `rm_wallet_transactions` (one
 //! row per money movement: deposit, capture, decline, refund).
 
+use chrono::{DateTime, Utc};
 use domain::wallet::WalletEvent;
-use eventstore_config::StoredEvent;
+use eventstore_config::{Sql, StoredEvent};
 
 use crate::model::{self, col, Appends, ApplyError, Kind, Model, TableDef, Val};
+use crate::select::{valid_at, Select};
 
 /// The wallets read model.
 pub struct Wallets;
@@ -129,4 +131,73 @@ impl Model for Wallets {
             balance: model::int(v, 2)?,
         })
     }
+}
+
+/// A wallet as read: the current row version, or the one valid at a time.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WalletRecord {
+    /// The owner (the wallet's id).
+    pub account_id: String,
+    /// The balance's ISO 4217 code.
+    pub currency: String,
+    /// The balance, minor units.
+    pub balance: i64,
+    /// The wallet aggregate's version.
+    pub version: i64,
+    /// Global position of the last event folded into this version.
+    pub last_position: i64,
+}
+
+/// One money movement of a wallet.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TransactionRecord {
+    /// Global position of the event.
+    pub global_position: i64,
+    /// `deposit`, `capture`, `decline` or `refund`.
+    pub kind: String,
+    /// The order paid, declined or refunded.
+    pub order_id: Option<String>,
+    /// The amount, minor units.
+    pub amount: i64,
+    /// The amount's ISO 4217 code.
+    pub currency: String,
+    /// Why a payment was declined.
+    pub reason: Option<String>,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+}
+
+crate::select::plain_record!(WalletRecord, TransactionRecord);
+
+/// The wallet of `account_id`, current or as of a time.
+pub fn by_account(account_id: &str, as_of: Option<DateTime<Utc>>) -> Select<WalletRecord> {
+    let mut sql = Sql::new(
+        "SELECT account_id, currency, balance, version, last_position FROM rm_wallets \
+         WHERE account_id = ",
+    );
+    sql.bind(account_id);
+    valid_at(&mut sql, as_of).push(" LIMIT 1");
+    Select::new(sql)
+}
+
+/// Up to `limit` of a wallet's money movements after global position `after` up to
+/// `through`, oldest first.
+pub fn transactions(
+    account_id: &str,
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> Select<TransactionRecord> {
+    let mut sql = Sql::new(
+        "SELECT global_position, kind, order_id, amount, currency, reason, recorded_at \
+         FROM rm_wallet_transactions WHERE account_id = ",
+    );
+    sql.bind(account_id)
+        .push(" AND global_position > ")
+        .bind(after)
+        .push(" AND global_position <= ")
+        .bind(through)
+        .push(" ORDER BY global_position LIMIT ")
+        .bind(limit);
+    Select::new(sql)
 }

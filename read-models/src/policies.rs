@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use domain::policy_set::PolicySetEvent;
-use eventstore_config::StoredEvent;
+use eventstore_config::{Sql, StoredEvent};
 
 use crate::model::{self, col, Appends, ApplyError, Kind, Model, TableDef, Val};
+use crate::select::{valid_at, ReadModelError, Record, Select};
 
 /// The policies read model.
 pub struct Policies;
@@ -69,4 +71,46 @@ impl Model for Policies {
             policies,
         })
     }
+}
+
+/// A subject's policies as read: the current row version, or the one valid at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// The subject (account id or `*`).
+    pub subject: String,
+    /// `sub:action:resource_type:resource_id` strings, sorted.
+    pub policies: Vec<String>,
+    /// The policy set aggregate's version.
+    pub version: i64,
+}
+
+/// An `rm_policies` row as stored (`policies` JSON).
+#[derive(sqlx::FromRow)]
+pub struct StoredPolicies {
+    subject: String,
+    policies: String,
+    version: i64,
+}
+
+impl Record for PolicyRecord {
+    type Raw = StoredPolicies;
+
+    fn decode(r: StoredPolicies) -> Result<Self, ReadModelError> {
+        let policies = serde_json::from_str(&r.policies).map_err(|e| {
+            ReadModelError::Corrupt(format!("rm_policies/{}", r.subject), e.to_string())
+        })?;
+        Ok(PolicyRecord {
+            subject: r.subject,
+            policies,
+            version: r.version,
+        })
+    }
+}
+
+/// `subject`'s policies, current or as of a time.
+pub fn by_subject(subject: &str, as_of: Option<DateTime<Utc>>) -> Select<PolicyRecord> {
+    let mut sql = Sql::new("SELECT subject, policies, version FROM rm_policies WHERE subject = ");
+    sql.bind(subject);
+    valid_at(&mut sql, as_of).push(" LIMIT 1");
+    Select::new(sql)
 }

@@ -124,3 +124,49 @@ impl Model for Accounts {
         })
     }
 }
+
+// The reads.
+
+use eventstore_config::Sql;
+
+use crate::select::{valid_at, Select};
+
+/// An account as read: the current row version, or the one valid at a time.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountRecord {
+    /// Account id.
+    pub id: String,
+    /// E-mail address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `customer`, `seller` or `admin`.
+    pub role: String,
+    /// True once deleted.
+    pub deleted: bool,
+    /// When it registered.
+    pub registered_at: DateTime<Utc>,
+    /// The account aggregate's version.
+    pub version: i64,
+}
+
+crate::select::plain_record!(AccountRecord);
+
+const SELECT: &str = "SELECT id, email, name, role, deleted, registered_at, version \
+     FROM rm_accounts WHERE 1 = 1";
+
+/// The account `id`, current or as of a time.
+pub fn by_id(id: &str, as_of: Option<DateTime<Utc>>) -> Select<AccountRecord> {
+    let mut sql = Sql::new(SELECT);
+    sql.push(" AND id = ").bind(id);
+    valid_at(&mut sql, as_of).push(" LIMIT 1");
+    Select::new(sql)
+}
+
+/// The accounts with these ids, current or as of a time.
+pub fn by_ids(ids: &[String], as_of: Option<DateTime<Utc>>) -> Select<AccountRecord> {
+    let mut sql = Sql::new(SELECT);
+    sql.in_list("id", ids);
+    valid_at(&mut sql, as_of);
+    Select::new(sql)
+}

@@ -1,9 +1,11 @@
 //! `rm_products`: one row version per product event (stock on hand / reserved / available).
 
+use chrono::{DateTime, Utc};
 use domain::product::ProductEvent;
-use eventstore_config::StoredEvent;
+use eventstore_config::{Sql, StoredEvent};
 
 use crate::model::{self, col, Appends, ApplyError, Kind, Model, TableDef, Val};
+use crate::select::{valid_at, Select};
 
 /// The products read model.
 pub struct Products;
@@ -137,4 +139,92 @@ impl Model for Products {
             reserved: model::int(v, 7)?,
         })
     }
+}
+
+/// A product as read: the current row version, or the one valid at a time.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProductRecord {
+    /// Product id.
+    pub id: String,
+    /// The selling account.
+    pub seller: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Price per item, minor units.
+    pub price_amount: i64,
+    /// The price's ISO 4217 code.
+    pub price_currency: String,
+    /// Items in the warehouse.
+    pub stock_on_hand: i64,
+    /// Items reserved for orders.
+    pub stock_reserved: i64,
+    /// On hand minus reserved.
+    pub stock_available: i64,
+    /// The product aggregate's version.
+    pub version: i64,
+}
+
+crate::select::plain_record!(ProductRecord);
+
+const SELECT: &str = "SELECT id, seller, name, description, price_amount, price_currency, \
+     stock_on_hand, stock_reserved, stock_available, version FROM rm_products WHERE 1 = 1";
+
+/// A product list's filter.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProductFilter {
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<String>,
+    /// Only this seller's products.
+    pub seller_id: Option<String>,
+    /// Only products with available stock (true) or without (false).
+    pub in_stock: Option<bool>,
+}
+
+/// The products with these ids, current or as of a time.
+pub fn by_ids(ids: &[String], as_of: Option<DateTime<Utc>>) -> Select<ProductRecord> {
+    let mut sql = Sql::new(SELECT);
+    sql.in_list("id", ids);
+    valid_at(&mut sql, as_of);
+    Select::new(sql)
+}
+
+/// Up to `limit` products matching `filter` after the cursor id, in id order.
+pub fn page(
+    filter: &ProductFilter,
+    as_of: Option<DateTime<Utc>>,
+    after: Option<&str>,
+    limit: i64,
+) -> Select<ProductRecord> {
+    let mut sql = Sql::new(SELECT);
+    if let Some(text) = &filter.name_contains {
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push(" AND LOWER(name) LIKE ")
+            .bind(format!("%{escaped}%"))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(seller) = &filter.seller_id {
+        sql.push(" AND seller = ").bind(seller);
+    }
+    match filter.in_stock {
+        Some(true) => {
+            sql.push(" AND stock_available > 0");
+        }
+        Some(false) => {
+            sql.push(" AND stock_available = 0");
+        }
+        None => {}
+    }
+    if let Some(after) = after {
+        sql.push(" AND id > ").bind(after);
+    }
+    valid_at(&mut sql, as_of)
+        .push(" ORDER BY id LIMIT ")
+        .bind(limit);
+    Select::new(sql)
 }
