@@ -180,6 +180,13 @@ pub trait Model: Send + Sync + 'static {
 
     /// The state from the entity table's key and state columns.
     fn from_vals(vals: &[Val]) -> Result<Self::State, ApplyError>;
+
+    /// Text columns to overwrite on EVERY row version of the entity `event` changes, history
+    /// included, once `event` is applied (erasure: no earlier version may keep personal data).
+    /// None for most events.
+    fn scrub(_event: &StoredEvent) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// A previous row version to close: the entity's current row gets `valid_to_*`.
@@ -193,6 +200,16 @@ pub struct Close {
     pub at: DateTime<Utc>,
 }
 
+/// Every row version of one entity, history included, gets these column values (erasure of
+/// personal data: see [`Model::scrub`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrub {
+    /// The entity key.
+    pub key: String,
+    /// `(column, value)` pairs to set.
+    pub set: &'static [(&'static str, &'static str)],
+}
+
 /// What one batch writes.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -202,6 +219,8 @@ pub struct Plan {
     pub rows: Vec<Vec<Val>>,
     /// New rows per append table.
     pub appends: Vec<Vec<Vec<Val>>>,
+    /// Entities whose every row version is overwritten, after the rows above are written.
+    pub scrubs: Vec<Scrub>,
 }
 
 /// An event of a batch could not be applied.
@@ -315,6 +334,7 @@ impl<M: Model> Projection for Projector<M> {
             );
         }
         let mut appends: Appends = Vec::new();
+        let mut scrubs = Vec::new();
         for (index, event) in events.iter().enumerate() {
             let fail = |error| FoldError {
                 index,
@@ -328,6 +348,13 @@ impl<M: Model> Projection for Projector<M> {
             };
             match key {
                 Some(key) => {
+                    let set = M::scrub(event);
+                    if !set.is_empty() {
+                        scrubs.push(Scrub {
+                            key: key.clone(),
+                            set,
+                        });
+                    }
                     let entry = entries.entry(key).or_insert_with(|| Entry {
                         state: None,
                         last_position: 0,
@@ -358,6 +385,7 @@ impl<M: Model> Projection for Projector<M> {
         }
         let mut plan = Plan {
             appends: vec![Vec::new(); M::APPENDS.len()],
+            scrubs,
             ..Plan::default()
         };
         for (table, row) in appends {

@@ -175,9 +175,47 @@ impl Tx {
         if let Some(table) = projection.entity() {
             self.close(table, suffix, &plan.closes).await?;
             self.insert(table, suffix, &plan.rows, false).await?;
+            self.scrub(table, suffix, &plan.scrubs).await?;
         }
         for (table, rows) in projection.appends().iter().zip(&plan.appends) {
             self.insert(table, suffix, rows, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites columns of every row version of the scrubbed entities (erasure).
+    async fn scrub(
+        &mut self,
+        table: &TableDef,
+        suffix: &str,
+        scrubs: &[crate::model::Scrub],
+    ) -> Result<(), sqlx::Error> {
+        for scrub in scrubs {
+            let sets: Vec<String> = (scrub.set.iter().enumerate())
+                .map(|(i, (column, _))| format!("{column} = ${}", i + 2))
+                .collect();
+            let sql = format!(
+                "UPDATE {}{suffix} SET {} WHERE {} = $1",
+                table.name,
+                sets.join(", "),
+                table.key()
+            );
+            match self {
+                Tx::Pg(tx) => {
+                    let mut query = sqlx::query(&sql).bind(&scrub.key);
+                    for (_, value) in scrub.set {
+                        query = query.bind(*value);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                Tx::Sqlite(tx) => {
+                    let mut query = sqlx::query(&sql).bind(&scrub.key);
+                    for (_, value) in scrub.set {
+                        query = query.bind(*value);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+            }
         }
         Ok(())
     }
