@@ -147,7 +147,14 @@ fn has_sealed(payload: &Value) -> bool {
 
 /// `payload`'s personal `fields` sealed with `key` (values already sealed or erased stay).
 pub fn seal_payload(key: &DataKey, account_id: &str, payload: &mut Value, fields: &[&str]) {
-    let Some(data) = payload.get_mut("data").and_then(Value::as_object_mut) else {
+    if let Some(data) = payload.get_mut("data") {
+        seal_object(key, account_id, data, fields);
+    }
+}
+
+/// The string `fields` of the JSON object `object` sealed with `key`.
+fn seal_object(key: &DataKey, account_id: &str, object: &mut Value, fields: &[&str]) {
+    let Some(data) = object.as_object_mut() else {
         return;
     };
     for field in fields {
@@ -168,7 +175,19 @@ pub fn open_payload(
     account_id: &str,
     payload: &mut Value,
 ) -> Result<(), OpenError> {
-    let Some(data) = payload.get_mut("data").and_then(Value::as_object_mut) else {
+    match payload.get_mut("data") {
+        Some(data) => open_object(key, account_id, data),
+        None => Ok(()),
+    }
+}
+
+/// The sealed values of the JSON object `object` opened with `key`, or [`ERASED`].
+fn open_object(
+    key: Option<&DataKey>,
+    account_id: &str,
+    object: &mut Value,
+) -> Result<(), OpenError> {
+    let Some(data) = object.as_object_mut() else {
         return Ok(());
     };
     for value in data.values_mut() {
@@ -293,6 +312,49 @@ pub async fn open_payloads<'a>(
         })?;
     }
     Ok(())
+}
+
+/// Seals the personal fields of a snapshot (an aggregate's folded state: an account's e-mail,
+/// name and password hash) before it is stored, when the account has a key. An account
+/// without one (erased, or registered before sealing existed) is stored as folded: erased
+/// values, or the plaintext its log holds too.
+pub async fn seal_snapshot(
+    store: &Store,
+    aggregate_type: &str,
+    id: &str,
+    state: &mut Value,
+) -> Result<(), ReadError> {
+    if aggregate_type != PERSONAL_AGGREGATE {
+        return Ok(());
+    }
+    let ids = BTreeSet::from([id]);
+    if let Some(key) = keys_of(store.into(), &ids).await?.get(id) {
+        seal_object(key, id, state, domain::account::PERSONAL_FIELDS);
+    }
+    Ok(())
+}
+
+/// Opens the sealed values of a stored snapshot (or reads them [`ERASED`]).
+pub async fn open_snapshot(
+    store: &Store,
+    aggregate_type: &str,
+    id: &str,
+    state: &mut Value,
+) -> Result<(), ReadError> {
+    let sealed = state
+        .as_object()
+        .is_some_and(|fields| fields.values().any(is_sealed));
+    if aggregate_type != PERSONAL_AGGREGATE || !sealed {
+        return Ok(());
+    }
+    let ids = BTreeSet::from([id]);
+    let keys = keys_of(store.into(), &ids).await?;
+    open_object(keys.get(id), id, state).map_err(|e| ReadError::Corrupt {
+        aggregate_type: aggregate_type.to_owned(),
+        aggregate_id: id.to_owned(),
+        version: 0,
+        reason: format!("snapshot: {e}"),
+    })
 }
 
 /// The e-mail index's form of `email`: HMAC-SHA256 (hex) of the normalised address, keyed

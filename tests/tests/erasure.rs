@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use domain::account::{Account, AccountServices};
+use domain::account::{Account, AccountServices, Role};
 use domain::email::ERASED;
 use eventshop_tests::api::Account as Customer;
 use eventshop_tests::graphql::TestGraphql;
@@ -444,6 +444,75 @@ async fn given_a_registration_when_stored_then_the_claim_and_the_log_hold_no_pla
         .await
         .expect("keys");
     assert_eq!(keys, 1);
+}
+
+/// With a snapshot at every version: an account's snapshot holds its personal fields sealed,
+/// folds open them, and erasure deletes the snapshots.
+async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_plaintext(
+    mut test: TestStore,
+) {
+    test.settings.snapshot_every = 1;
+    let store = test.store.clone();
+    let bus = CommandBus::new(store.clone(), &test.settings);
+    let email = format!("snap.{}@example.com", Uuid::new_v4().simple());
+    let id = eventshop_tests::projections::register(&bus, &email, Role::Customer)
+        .await
+        .to_string();
+    let snapshots = || async {
+        let rows: Vec<(String,)> = Sql::new(
+            "SELECT CAST(payload AS TEXT) FROM aggregate_snapshots \
+              WHERE aggregate_type = 'account' AND aggregate_id = $1",
+        )
+        .arg(id.as_str())
+        .fetch_all(&store)
+        .await
+        .expect("snapshots");
+        rows.into_iter().map(|(p,)| p).collect::<Vec<_>>()
+    };
+    let stored = snapshots().await;
+    assert_eq!(stored.len(), 1, "a snapshot at version 1");
+    assert_eq!(count(&stored[0], &email), 0, "{}", stored[0]);
+    assert_eq!(count(&stored[0], "Name of"), 0, "{}", stored[0]);
+    assert!(stored[0].contains(eventstore_config::personal::SEALED_PREFIX));
+    // A fresh fold (no kept state) starts from the snapshot and opens it.
+    let folded = store
+        .load_at_version::<Account>(&id, 1)
+        .await
+        .expect("fold")
+        .expect("version 1");
+    assert_eq!(
+        folded.state.email().map(|e| e.as_str()),
+        Some(email.as_str())
+    );
+
+    let services = AccountServices::new(Arc::new(SqlEmailRegistry::new(store.clone())));
+    eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
+        .await
+        .expect("erased");
+    for snapshot in snapshots().await {
+        assert_eq!(count(&snapshot, &email) + count(&snapshot, "Name of"), 0);
+    }
+    let folded = store.load_current::<Account>(&id).await.expect("fold");
+    assert!(folded.state.is_erased());
+    assert_eq!(folded.state.name(), Some(ERASED));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_plaintext_on_postgres(
+) {
+    given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_plaintext(
+        TestStore::postgres().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_plaintext_on_sqlite(
+) {
+    given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_plaintext(
+        TestStore::sqlite().await,
+    )
+    .await;
 }
 
 graphql_tests!(
