@@ -515,6 +515,106 @@ async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_
     .await;
 }
 
+/// The relay: a registration already published to JetStream (with its e-mail and name in the
+/// public view) is purged from the stream when the erasure is relayed.
+async fn given_a_relayed_registration_when_the_account_is_erased_then_the_stream_keeps_no_personal_data(
+    test: TestStore,
+) {
+    use eventshop_tests::nats::{stream_count, NatsServer};
+    let nats = NatsServer::start();
+    let mut settings = test.settings.clone();
+    settings.nats_url = Some(nats.url());
+    let options = relay::RelayOptions::from_settings(&settings, &test.store).expect("nats_url");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(relay::run(
+        test.store.clone(),
+        options,
+        relay::RelayMetrics::new(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let bus = CommandBus::new(test.store.clone(), &test.settings);
+    let email = format!("relayed.{}@example.com", Uuid::new_v4().simple());
+    let id = eventshop_tests::projections::register(&bus, &email, Role::Customer)
+        .await
+        .to_string();
+    let registration = format!("eventshop.account.{id}.AccountRegistered");
+    let published = |subject: String| {
+        let url = nats.url();
+        async move {
+            let client = async_nats::connect(&url).await.expect("connect");
+            let stream = async_nats::jetstream::new(client)
+                .get_stream("EVENTSHOP")
+                .await
+                .expect("stream");
+            stream
+                .get_last_raw_message_by_subject(&subject)
+                .await
+                .ok()
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stream_count(&nats.url(), "EVENTSHOP").await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay published nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let before = published(registration.clone())
+        .await
+        .expect("the registration");
+    assert!(before.contains(&email), "{before}");
+
+    let services = AccountServices::new(Arc::new(SqlEmailRegistry::new(test.store.clone())));
+    eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
+        .await
+        .expect("erased");
+    let erased = format!("eventshop.account.{id}.AccountErased");
+    while published(erased.clone()).await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erasure was not relayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        published(registration).await,
+        None,
+        "the registration is still in the stream"
+    );
+    assert_eq!(
+        stream_count(&nats.url(), "EVENTSHOP").await,
+        2,
+        "wallet + erasure"
+    );
+    let _ = stop.send(());
+    relay
+        .await
+        .expect("relay task")
+        .expect("relay stopped cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_relayed_registration_when_the_account_is_erased_then_the_stream_keeps_no_personal_data_on_postgres(
+) {
+    given_a_relayed_registration_when_the_account_is_erased_then_the_stream_keeps_no_personal_data(
+        TestStore::postgres().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_relayed_registration_when_the_account_is_erased_then_the_stream_keeps_no_personal_data_on_sqlite(
+) {
+    given_a_relayed_registration_when_the_account_is_erased_then_the_stream_keeps_no_personal_data(
+        TestStore::sqlite().await,
+    )
+    .await;
+}
+
 graphql_tests!(
     given_an_account_with_a_deposit_and_an_order_when_it_is_erased_then_its_personal_data_is_gone_everywhere,
     given_an_erased_account_when_it_is_erased_again_then_it_succeeds_without_an_event,
