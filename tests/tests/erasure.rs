@@ -515,6 +515,52 @@ async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_
     .await;
 }
 
+/// Claims written before the index was keyed (plain addresses) are converted to digests when
+/// the index key is first created, and still find their owner.
+async fn given_a_plain_claim_from_before_when_the_index_is_first_used_then_it_becomes_a_digest(
+    test: TestStore,
+) {
+    let owner = Uuid::now_v7().to_string();
+    Sql::new("INSERT INTO email_claims (email_hash, account_id) VALUES ($1, $2)")
+        .arg("old.timer@example.com")
+        .arg(owner.as_str())
+        .execute(&test.store)
+        .await
+        .expect("a plain claim");
+    let email = domain::Email::parse("Old.Timer@example.com").expect("email");
+    let found = eventstore_config::email_registry::owner(&test.store, &email)
+        .await
+        .expect("look-up");
+    assert_eq!(found.as_deref(), Some(owner.as_str()));
+    let claims: Vec<(String,)> = Sql::new("SELECT email_hash FROM email_claims")
+        .fetch_all(&test.store)
+        .await
+        .expect("claims");
+    assert_eq!(claims.len(), 1);
+    assert!(
+        !claims[0].0.contains('@') && claims[0].0.len() == 64,
+        "{claims:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_plain_claim_from_before_when_the_index_is_first_used_then_it_becomes_a_digest_on_postgres(
+) {
+    given_a_plain_claim_from_before_when_the_index_is_first_used_then_it_becomes_a_digest(
+        TestStore::postgres().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_plain_claim_from_before_when_the_index_is_first_used_then_it_becomes_a_digest_on_sqlite(
+) {
+    given_a_plain_claim_from_before_when_the_index_is_first_used_then_it_becomes_a_digest(
+        TestStore::sqlite().await,
+    )
+    .await;
+}
+
 /// The relay: a registration already published to JetStream (with its e-mail and name in the
 /// public view) is purged from the stream when the erasure is relayed.
 async fn given_a_relayed_registration_when_the_account_is_erased_then_the_stream_keeps_no_personal_data(
