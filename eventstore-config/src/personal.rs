@@ -133,9 +133,17 @@ impl DataKey {
     }
 }
 
-/// True when `value` is a sealed value.
+/// Bytes of an AES-GCM authentication tag.
+const TAG_LEN: usize = 16;
+
+/// True when `value` is a sealed value: the prefix, then base64 of at least a nonce and a tag.
+/// (A plaintext value stored before sealing existed that merely starts with the prefix is not.)
 pub fn is_sealed(value: &Value) -> bool {
-    value.as_str().is_some_and(|s| s.starts_with(SEALED_PREFIX))
+    value.as_str().is_some_and(|s| {
+        s.strip_prefix(SEALED_PREFIX)
+            .and_then(|body| B64.decode(body).ok())
+            .is_some_and(|bytes| bytes.len() >= NONCE_LEN + TAG_LEN)
+    })
 }
 
 fn has_sealed(payload: &Value) -> bool {
@@ -159,10 +167,8 @@ fn seal_object(key: &DataKey, account_id: &str, object: &mut Value, fields: &[&s
     };
     for field in fields {
         if let Some(value) = data.get_mut(*field) {
-            if let Some(text) = value
-                .as_str()
-                .filter(|t| !t.starts_with(SEALED_PREFIX) && *t != ERASED)
-            {
+            // Every value, whatever it reads like: a name typed as "pd1:…" is sealed too.
+            if let Some(text) = value.as_str() {
                 *value = Value::String(key.seal(account_id, text));
             }
         }
@@ -191,13 +197,14 @@ fn open_object(
         return Ok(());
     };
     for value in data.values_mut() {
-        if let Some(sealed) = value.as_str().filter(|s| s.starts_with(SEALED_PREFIX)) {
-            let opened = match key {
-                Some(key) => key.open(account_id, sealed)?,
-                None => ERASED.to_owned(),
-            };
-            *value = Value::String(opened);
+        if !is_sealed(value) {
+            continue;
         }
+        let opened = match (key, value.as_str()) {
+            (Some(key), Some(sealed)) => key.open(account_id, sealed)?,
+            _ => ERASED.to_owned(),
+        };
+        *value = Value::String(opened);
     }
     Ok(())
 }
@@ -464,10 +471,7 @@ fn erase_plaintext(payload: &mut Value, fields: &[&str]) -> bool {
     let mut changed = false;
     for field in fields {
         if let Some(value) = data.get_mut(*field) {
-            if value
-                .as_str()
-                .is_some_and(|t| !t.starts_with(SEALED_PREFIX) && t != ERASED)
-            {
+            if !is_sealed(value) && value.as_str().is_some_and(|t| t != ERASED) {
                 *value = Value::String(ERASED.to_owned());
                 changed = true;
             }
@@ -577,6 +581,21 @@ mod tests {
         ));
         assert_eq!(payload["data"]["email"], ERASED);
         assert_eq!(payload["data"]["role"], "customer");
+    }
+
+    #[test]
+    fn a_name_that_looks_sealed_is_sealed_too_and_a_plaintext_one_from_before_loads() {
+        let key = DataKey::generate();
+        let mut payload = registered();
+        payload["data"]["name"] = json!("pd1:AAAA");
+        let typed = payload.clone();
+        seal_payload(&key, ANN, &mut payload, domain::account::PERSONAL_FIELDS);
+        assert_ne!(payload["data"]["name"], "pd1:AAAA");
+        open_payload(Some(&key), ANN, &mut payload).unwrap();
+        assert_eq!(payload, typed);
+        let mut before = typed.clone();
+        open_payload(None, ANN, &mut before).unwrap();
+        assert_eq!(before, typed, "not a sealed value: left as stored");
     }
 
     #[test]
