@@ -139,9 +139,10 @@ where
     })
 }
 
-/// [`Store::read_after`] on SQLite through `executor` — also a connection inside a transaction:
+/// [`Store::read_after`] on SQLite through `conn` — also a connection inside a transaction:
 /// a writer holding SQLite's (database-wide) write lock must read through its own connection,
-/// since every other pooled connection may be waiting for that lock.
+/// since every other pooled connection may be waiting for that lock. Personal fields are opened
+/// through the same connection ([`crate::personal::open_events`]).
 pub async fn read_after_sqlite(
     conn: &mut sqlx::SqliteConnection,
     checkpoint: Checkpoint,
