@@ -181,6 +181,11 @@ pub trait Model: Send + Sync + 'static {
     /// The state from the entity table's key and state columns.
     fn from_vals(vals: &[Val]) -> Result<Self::State, ApplyError>;
 
+    /// The text columns an erasure overwrites, with their values (see [`scrub`](Self::scrub));
+    /// none for most models. An entity whose current row version holds these values has them
+    /// on every version (a rebuild's swap makes sure: [`Tx::rescrub`](crate::sql::Tx::rescrub)).
+    const SCRUBBED: &'static [(&'static str, &'static str)] = &[];
+
     /// Text columns to overwrite on EVERY row version of the entity `event` changes, history
     /// included, once `event` is applied (erasure: no earlier version may keep personal data).
     /// None for most events.
@@ -246,6 +251,10 @@ pub trait Projection: Send + Sync {
     fn entity(&self) -> Option<&'static TableDef>;
     /// The append tables.
     fn appends(&self) -> &'static [&'static TableDef];
+    /// The entity table's erased columns and values ([`Model::SCRUBBED`]).
+    fn scrubbed(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     /// Every table of the read model.
     fn tables(&self) -> Vec<&'static TableDef> {
         self.entity()
@@ -294,6 +303,10 @@ impl<M: Model> Projection for Projector<M> {
 
     fn appends(&self) -> &'static [&'static TableDef] {
         M::APPENDS
+    }
+
+    fn scrubbed(&self) -> &'static [(&'static str, &'static str)] {
+        M::SCRUBBED
     }
 
     fn keys(&self, events: &[StoredEvent]) -> Vec<String> {

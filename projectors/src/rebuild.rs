@@ -260,6 +260,7 @@ async fn swap(
             .map_err(|e| describe(name, e))?;
         cp = last.checkpoint();
     }
+    tx.rescrub(projection, SUFFIX).await?;
     for table in projection.tables() {
         swap_table(&mut tx, table).await?;
     }

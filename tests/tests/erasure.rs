@@ -515,6 +515,47 @@ async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_
     .await;
 }
 
+/// A rebuild that replayed a registration before the erasure committed may have written the
+/// account's earlier row versions in plaintext; its swap overwrites every version of an
+/// entity whose current version is erased. (Simulated on the live table: a leaked old version.)
+async fn given_an_erased_account_with_a_plaintext_old_row_version_when_rescrubbed_then_none_is_left(
+    gql: TestGraphql,
+) {
+    let ann = gql.api.register("customer").await;
+    let admin = gql.api.admin().await;
+    let erased = erase(&gql, &ann.id, &admin.token).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.body);
+    gql.project().await;
+    let leaked = Sql::new(
+        "UPDATE rm_accounts SET email = $2, name = $3 \
+          WHERE id = $1 AND valid_to_position IS NOT NULL",
+    )
+    .arg(ann.id.as_str())
+    .arg(ann.email.as_str())
+    .arg("Leaked Name")
+    .execute(gql.store())
+    .await
+    .expect("simulate a leak");
+    assert!(leaked >= 1, "the account has an old row version");
+    let other = gql.api.register("customer").await;
+    gql.project().await;
+
+    let accounts =
+        projectors::model::Projector::<projectors::read_models::accounts::Accounts>::default();
+    let mut tx = projectors::sql::Tx::begin(gql.store())
+        .await
+        .expect("begin");
+    tx.rescrub(&accounts, "").await.expect("rescrub");
+    tx.commit().await.expect("commit");
+
+    let dump = dump(&gql.api.test).await;
+    assert_eq!(count(&dump, &ann.email) + count(&dump, "Leaked Name"), 0);
+    assert!(
+        count(&dump, &other.email) > 0,
+        "a live account is left alone"
+    );
+}
+
 /// Claims written before the index was keyed (plain addresses) are converted to digests when
 /// the index key is first created, and still find their owner.
 async fn given_a_plain_claim_from_before_when_the_index_is_first_used_then_it_becomes_a_digest(
@@ -667,4 +708,5 @@ graphql_tests!(
     given_an_unknown_account_or_a_bad_flag_when_erased_then_a_clear_client_error,
     given_an_account_registered_before_sealing_when_loaded_and_erased_then_it_folds_and_its_plaintext_goes,
     given_a_registration_when_stored_then_the_claim_and_the_log_hold_no_plaintext,
+    given_an_erased_account_with_a_plaintext_old_row_version_when_rescrubbed_then_none_is_left,
 );

@@ -107,9 +107,12 @@ impl Model for Accounts {
         Ok(Some(row))
     }
 
+    const SCRUBBED: &'static [(&'static str, &'static str)] =
+        &[("email", ERASED), ("name", ERASED)];
+
     fn scrub(event: &StoredEvent) -> &'static [(&'static str, &'static str)] {
         if event.event_type == "AccountErased" {
-            &[("email", ERASED), ("name", ERASED)]
+            Self::SCRUBBED
         } else {
             &[]
         }
