@@ -213,7 +213,9 @@ impl PolicyCache {
 
     fn apply_account_event(&self, subject: &str, event: &AccountEvent) {
         match event {
-            AccountEvent::AccountDeleted { .. } => self.mark_deleted(subject),
+            AccountEvent::AccountDeleted { .. } | AccountEvent::AccountErased { .. } => {
+                self.mark_deleted(subject)
+            }
             AccountEvent::RefreshTokenFamilyRevoked { family } => {
                 self.mark_family_revoked(subject, *family)
             }
@@ -234,7 +236,7 @@ impl PolicyCache {
             "account"
                 if matches!(
                     event.event_type.as_str(),
-                    "AccountDeleted" | "RefreshTokenFamilyRevoked"
+                    "AccountDeleted" | "AccountErased" | "RefreshTokenFamilyRevoked"
                 ) =>
             {
                 match event.decode::<AccountEvent>() {

@@ -16,7 +16,7 @@ use crate::handlers;
 #[openapi(
     info(
         title = "eventshop command API",
-        description = "The write side of eventshop: every accepted command answers with the aggregate's id, its new `version` (also as `ETag`) and the global `position` of its last event. Errors are `{\"errors\":[{\"message\",\"field\"}]}`."
+        description = "The write side of eventshop: every accepted command answers with the aggregate's id, its new `version` (also as `ETag`) and the global `position` of its last event. Errors are `{\"errors\":[{\"message\",\"field\"}]}`. Personal data (e-mail, name, password hash) is stored encrypted per account and erased with `DELETE /api/v1/accounts/{id}?erase=true`."
     ),
     paths(
         handlers::accounts::register,

@@ -1,4 +1,5 @@
-//! Accounts: registration, logins, refresh-token rotation (with token families) and deletion.
+//! Accounts: registration, logins, refresh-token rotation (with token families), deletion and
+//! erasure (the personal fields read `"[erased]"` afterwards).
 
 mod email_registry;
 
@@ -14,7 +15,12 @@ pub use email_registry::{
     AccountServices, EmailRegistry, EmailRegistryError, InMemoryEmailRegistry,
 };
 
+use crate::email::ERASED;
 use crate::{Email, Name, NameError, Rejection};
+
+/// The fields of `AccountRegistered`'s `data` that hold personal data or secrets of the account:
+/// the store keeps them sealed with the account's personal-data key (erased with it).
+pub const PERSONAL_FIELDS: &[&str] = &["email", "name", "password_hash"];
 
 /// What an account may do beyond the policies it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -112,6 +118,13 @@ pub enum AccountCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Erases the account (right to erasure): records [`AccountEvent::AccountErased`], after
+    /// which its personal fields read `"[erased]"` and it is deleted (if it was not already).
+    /// Erasing an erased account changes nothing (no event).
+    Erase {
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// What happened to an account. Stored as `{"type": "<event_type>", "data": {..}}`.
@@ -158,6 +171,13 @@ pub enum AccountEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The account's personal data was erased (its key deleted): its personal fields read
+    /// `"[erased]"` from now on, and it is deleted. Holds no personal data.
+    #[serde(rename = "AccountErased")]
+    AccountErased {
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl AccountEvent {
@@ -173,7 +193,9 @@ impl AccountEvent {
             AccountEvent::RefreshTokenFamilyRevoked { .. } => {
                 crate::event_json::hide(&mut value, "family")
             }
-            AccountEvent::AccountAuthenticated { .. } | AccountEvent::AccountDeleted { .. } => {}
+            AccountEvent::AccountAuthenticated { .. }
+            | AccountEvent::AccountDeleted { .. }
+            | AccountEvent::AccountErased { .. } => {}
         }
         value
     }
@@ -187,6 +209,7 @@ impl DomainEvent for AccountEvent {
             AccountEvent::RefreshTokenRevoked { .. } => "RefreshTokenRevoked",
             AccountEvent::RefreshTokenFamilyRevoked { .. } => "RefreshTokenFamilyRevoked",
             AccountEvent::AccountDeleted { .. } => "AccountDeleted",
+            AccountEvent::AccountErased { .. } => "AccountErased",
         }
         .to_owned()
     }
@@ -263,6 +286,8 @@ pub struct Account {
     revoked_tokens: BTreeSet<Uuid>,
     #[serde(default)]
     revoked_families: BTreeSet<Uuid>,
+    #[serde(default)]
+    erased_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Account {
@@ -282,6 +307,7 @@ impl std::fmt::Debug for Account {
             .field("deleted_at", &self.deleted_at)
             .field("revoked_tokens", &self.revoked_tokens)
             .field("revoked_families", &self.revoked_families)
+            .field("erased_at", &self.erased_at)
             .finish()
     }
 }
@@ -330,6 +356,16 @@ impl Account {
     /// True once deleted.
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
+    }
+
+    /// True once erased (its personal fields read `"[erased]"`).
+    pub fn is_erased(&self) -> bool {
+        self.erased_at.is_some()
+    }
+
+    /// When it was erased.
+    pub fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.erased_at
     }
 
     /// When it was deleted.
@@ -444,6 +480,15 @@ impl Aggregate for Account {
                 self.ensure_active()?;
                 AccountEvent::AccountDeleted { at }
             }
+            AccountCommand::Erase { at } => {
+                if !self.is_registered() {
+                    return Err(AccountError::NotRegistered);
+                }
+                if self.is_erased() {
+                    return Ok(());
+                }
+                AccountEvent::AccountErased { at }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -474,6 +519,19 @@ impl Aggregate for Account {
                 self.revoked_families.insert(family);
             }
             AccountEvent::AccountDeleted { at } => self.deleted_at = Some(at),
+            AccountEvent::AccountErased { at } => {
+                if self.email.is_some() {
+                    self.email = Some(Email::erased());
+                }
+                if self.name.is_some() {
+                    self.name = Some(ERASED.to_owned());
+                }
+                if self.password_hash.is_some() {
+                    self.password_hash = Some(ERASED.to_owned());
+                }
+                self.deleted_at = self.deleted_at.or(Some(at));
+                self.erased_at = Some(at);
+            }
         }
     }
 }
@@ -577,6 +635,61 @@ mod tests {
         assert_eq!(
             event.public_json(),
             serde_json::json!({"type": "RefreshTokenFamilyRevoked", "data": {}})
+        );
+    }
+
+    #[tokio::test]
+    async fn given_a_registered_account_when_it_is_erased_then_account_erased_is_recorded() {
+        fixture()
+            .given(vec![registered()])
+            .when_async(AccountCommand::Erase {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+            })
+            .await
+            .then_expect_events(vec![AccountEvent::AccountErased {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+            }]);
+    }
+
+    #[tokio::test]
+    async fn given_an_erased_account_when_it_is_erased_again_then_nothing_happens() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        fixture()
+            .given(vec![registered(), AccountEvent::AccountErased { at }])
+            .when_async(AccountCommand::Erase { at })
+            .await
+            .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn given_no_account_when_it_is_erased_then_it_is_not_found() {
+        fixture()
+            .given_no_previous_events()
+            .when_async(AccountCommand::Erase {
+                at: DateTime::<Utc>::UNIX_EPOCH,
+            })
+            .await
+            .then_expect_error(AccountError::NotRegistered);
+    }
+
+    #[test]
+    fn an_erased_account_folds_to_erased_personal_fields_and_is_deleted() {
+        let mut account = Account::default();
+        account.apply(registered());
+        account.apply(AccountEvent::AccountErased {
+            at: DateTime::<Utc>::UNIX_EPOCH,
+        });
+        assert!(account.is_erased() && account.is_deleted());
+        assert!(account.email().is_some_and(Email::is_erased));
+        assert_eq!(account.name(), Some(ERASED));
+        assert_eq!(account.password_hash(), Some(ERASED));
+        let stored = serde_json::json!({"type": "AccountRegistered", "data": {
+            "account_id": id(1), "email": ERASED, "name": ERASED, "password_hash": ERASED,
+            "role": "customer", "registered_at": "2026-01-01T00:00:00Z"}});
+        let event: AccountEvent = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            event.public_json()["data"]["email"],
+            serde_json::json!(ERASED)
         );
     }
 }

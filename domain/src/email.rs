@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 /// letters, digits and ``!#$%&'*+/=?^_`{|}~.-`` (no leading, trailing or doubled dot), and a
 /// domain of at least two dot-separated labels of letters, digits and inner hyphens, the last
 /// label at least two characters long. Serialized as the plain string.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+///
+/// One more value exists: [`Email::erased`] (`"[erased]"`), what an erased account's e-mail
+/// reads as once its personal-data key is gone. [`Email::parse`] never returns it (it is not an
+/// address); only decoding a stored event does.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize)]
+#[serde(into = "String")]
 pub struct Email(String);
 
 /// Why a string is not an e-mail address.
@@ -39,6 +43,9 @@ pub enum EmailError {
     #[error("email has an invalid domain after the '@'")]
     InvalidDomain,
 }
+
+/// What a personal field of an erased account reads as.
+pub const ERASED: &str = "[erased]";
 
 const LOCAL_SPECIALS: &str = "!#$%&'*+/=?^_`{|}~.-";
 
@@ -77,6 +84,16 @@ impl Email {
         Ok(Email(normalized))
     }
 
+    /// The value an erased account's e-mail reads as (`"[erased]"`).
+    pub fn erased() -> Email {
+        Email(ERASED.to_owned())
+    }
+
+    /// True for [`Email::erased`].
+    pub fn is_erased(&self) -> bool {
+        self.0 == ERASED
+    }
+
     /// The address.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -110,6 +127,26 @@ fn valid_domain(domain: &str) -> bool {
                 && !label.ends_with('-')
         })
         && labels.last().is_some_and(|tld| tld.len() >= 2)
+}
+
+/// Decoding accepts an address or the erased value (a stored event of an erased account).
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        if value == ERASED {
+            return Ok(Email::erased());
+        }
+        Email::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A strict decoder for input fields (`#[serde(deserialize_with = "…")]`): an address only,
+/// never the erased value.
+pub fn deserialize_address<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Email, D::Error> {
+    let value = String::deserialize(deserializer)?;
+    Email::parse(&value).map_err(serde::de::Error::custom)
 }
 
 impl TryFrom<String> for Email {
@@ -148,5 +185,24 @@ impl AsRef<str> for Email {
 impl std::fmt::Display for Email {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_erased_value_decodes_but_never_parses_as_an_address() {
+        let read: Email = serde_json::from_value(serde_json::json!(ERASED)).unwrap();
+        assert!(read.is_erased());
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::json!(ERASED)
+        );
+        assert!(Email::parse(ERASED).is_err());
+        let strict = deserialize_address(serde_json::json!(ERASED));
+        assert!(strict.is_err());
+        assert!(!Email::parse("a@b.cd").unwrap().is_erased());
     }
 }

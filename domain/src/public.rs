@@ -2,6 +2,11 @@
 //! (`history`, `events tail`, audit, the relay, subscriptions, the console). Each event type
 //! writes its own view next to its definition (`AccountEvent::public_json`, …, with the helpers
 //! of the `event_json` module); this module dispatches from a stored payload.
+//!
+//! Personal fields (an account's e-mail and name) show as stored-and-opened: the readers of the
+//! store open sealed values before they get here (plaintext while the account's key exists,
+//! `"[erased]"` after its erasure). A payload still sealed does not decode (a sealed e-mail is
+//! not an address), so a ciphertext is never shown either.
 
 use serde_json::Value;
 
@@ -47,5 +52,33 @@ pub fn public_payload(aggregate_type: &str, payload: &Value) -> Result<Value, Pu
             aggregate_type: other.to_owned(),
             reason: "unknown aggregate type".to_owned(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn registered(email: &str, name: &str) -> Value {
+        json!({"type": "AccountRegistered", "data": {
+            "account_id": "0190a000-0000-7000-8000-000000000001", "email": email, "name": name,
+            "password_hash": "[erased]", "role": "customer",
+            "registered_at": "2026-01-01T00:00:00Z"}})
+    }
+
+    #[test]
+    fn an_erased_registration_shows_erased_personal_fields_and_no_hash() {
+        let view = public_payload("account", &registered("[erased]", "[erased]")).unwrap();
+        assert_eq!(view["data"]["email"], "[erased]");
+        assert_eq!(view["data"]["name"], "[erased]");
+        assert!(view["data"].get("password_hash").is_none());
+    }
+
+    #[test]
+    fn a_registration_still_sealed_has_no_public_view() {
+        let sealed = registered("pd1:AAAAAAAAAAAAAAAA", "pd1:AAAAAAAAAAAAAAAA");
+        assert!(public_payload("account", &sealed).is_err());
     }
 }

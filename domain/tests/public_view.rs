@@ -73,6 +73,7 @@ fn hidden(event: &Any) -> (usize, &'static [&'static str]) {
             AccountEvent::RefreshTokenRevoked { .. } => (2, &["jti"]),
             AccountEvent::RefreshTokenFamilyRevoked { .. } => (3, &["family"]),
             AccountEvent::AccountDeleted { .. } => (4, &[]),
+            AccountEvent::AccountErased { .. } => (25, &[]),
         },
         Any::Wallet(e) => match e {
             WalletEvent::WalletOpened { .. } => (5, &[]),
@@ -105,7 +106,7 @@ fn hidden(event: &Any) -> (usize, &'static [&'static str]) {
     }
 }
 
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 26;
 
 /// One event of every variant.
 fn samples() -> Vec<Any> {
@@ -127,6 +128,7 @@ fn samples() -> Vec<Any> {
         Any::Account(AccountEvent::RefreshTokenRevoked { jti: id(JTI) }),
         Any::Account(AccountEvent::RefreshTokenFamilyRevoked { family: id(FAMILY) }),
         Any::Account(AccountEvent::AccountDeleted { at: at(2) }),
+        Any::Account(AccountEvent::AccountErased { at: at(2) }),
         Any::Wallet(WalletEvent::WalletOpened {
             account_id: id(1),
             currency: Currency::EUR,

@@ -284,6 +284,10 @@ impl CommandBus {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Appended::Failed(Box::new(e)))?;
+        let mut rows = rows;
+        crate::personal::seal_events(&self.store, &mut rows)
+            .await
+            .map_err(|e| Appended::Failed(Box::new(e)))?;
         let last = (after + events.len() as u64) as i64;
         let found = match &self.store {
             Store::Postgres(pool) => {

@@ -18,6 +18,7 @@ pub mod command_bus;
 pub mod email_registry;
 pub mod log;
 pub mod metadata;
+pub mod personal;
 pub mod settings;
 pub mod sql;
 mod states;

@@ -139,11 +139,12 @@ where
     })
 }
 
-/// [`Store::read_after`] on SQLite through `executor` — also a connection inside a transaction:
+/// [`Store::read_after`] on SQLite through `conn` — also a connection inside a transaction:
 /// a writer holding SQLite's (database-wide) write lock must read through its own connection,
-/// since every other pooled connection may be waiting for that lock.
-pub async fn read_after_sqlite<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
+/// since every other pooled connection may be waiting for that lock. Personal fields are opened
+/// through the same connection ([`crate::personal::open_events`]).
+pub async fn read_after_sqlite(
+    conn: &mut sqlx::SqliteConnection,
     checkpoint: Checkpoint,
     limit: u32,
 ) -> Result<Vec<StoredEvent>, ReadError> {
@@ -153,9 +154,11 @@ pub async fn read_after_sqlite<'e>(
     let rows = sqlx::query(&sql)
         .bind(checkpoint.position)
         .bind(i64::from(limit.max(1)))
-        .fetch_all(executor)
+        .fetch_all(&mut *conn)
         .await?;
-    Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+    let mut events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
+    crate::personal::open_events(conn, &mut events).await?;
+    Ok(events)
 }
 
 impl Store {
@@ -163,6 +166,18 @@ impl Store {
     /// returned exactly once over successive calls that pass the last event's checkpoint.
     #[tracing::instrument(skip(self), level = "debug")]
     pub async fn read_after(
+        &self,
+        checkpoint: Checkpoint,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let mut events = self.read_after_sealed(checkpoint, limit).await?;
+        crate::personal::open_events(self, &mut events).await?;
+        Ok(events)
+    }
+
+    /// [`read_after`](Self::read_after) before personal fields are opened (SQLite opens them
+    /// already, through the reading connection).
+    async fn read_after_sealed(
         &self,
         checkpoint: Checkpoint,
         limit: u32,
@@ -184,7 +199,9 @@ impl Store {
                     .await?;
                 Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
             }
-            Store::Sqlite(pool) => read_after_sqlite(pool, checkpoint, limit as u32).await,
+            Store::Sqlite(pool) => {
+                read_after_sqlite(&mut *pool.acquire().await?, checkpoint, limit as u32).await
+            }
         }
     }
 
@@ -237,6 +254,16 @@ impl Store {
         correlation_id: &str,
         also: Option<(&str, &str)>,
     ) -> Result<Vec<StoredEvent>, ReadError> {
+        let mut events = self.correlated_sealed(correlation_id, also).await?;
+        crate::personal::open_events(self, &mut events).await?;
+        Ok(events)
+    }
+
+    async fn correlated_sealed(
+        &self,
+        correlation_id: &str,
+        also: Option<(&str, &str)>,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
         let (also_type, also_id) = also.unwrap_or(("", ""));
         match self {
             Store::Postgres(pool) => {
@@ -283,6 +310,20 @@ impl Store {
 
     /// The events of one aggregate after version `after`, up to `bound`, in version order.
     pub(crate) async fn aggregate_events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        bound: Bound,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let mut events = self
+            .aggregate_events_sealed(aggregate_type, aggregate_id, after, bound)
+            .await?;
+        crate::personal::open_events(self, &mut events).await?;
+        Ok(events)
+    }
+
+    async fn aggregate_events_sealed(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,

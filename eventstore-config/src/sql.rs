@@ -116,6 +116,11 @@ macro_rules! on_either {
                 let $args = $sql.sqlite_args()?;
                 $body
             }
+            Executor::SqliteConnection(conn) => {
+                let $exec = conn;
+                let $args = $sql.sqlite_args()?;
+                $body
+            }
         }
     };
 }
@@ -126,6 +131,27 @@ pub enum Executor<'a> {
     Pool(&'a Store),
     /// The open transaction.
     Tx(&'a mut Tx),
+    /// A SQLite connection held by the caller (e.g. one holding the write lock in its own
+    /// transaction, through which every read must go).
+    SqliteConnection(&'a mut sqlx::SqliteConnection),
+}
+
+impl<'a> From<&'a mut sqlx::SqliteConnection> for Executor<'a> {
+    fn from(conn: &'a mut sqlx::SqliteConnection) -> Self {
+        Executor::SqliteConnection(conn)
+    }
+}
+
+impl Executor<'_> {
+    /// The same executor for one more statement (a pool, transaction or connection can run
+    /// several in turn).
+    pub fn reborrow(&mut self) -> Executor<'_> {
+        match self {
+            Executor::Pool(store) => Executor::Pool(store),
+            Executor::Tx(tx) => Executor::Tx(tx),
+            Executor::SqliteConnection(conn) => Executor::SqliteConnection(conn),
+        }
+    }
 }
 
 impl<'a> From<&'a Store> for Executor<'a> {

@@ -59,7 +59,11 @@ impl Store {
     }
 
     async fn fold<A: Aggregate>(&self, id: &str, bound: Bound) -> Result<Versioned<A>, ReadError> {
-        let folded = match self.snapshot_before(A::TYPE, id, bound).await? {
+        let mut snapshot = self.snapshot_before(A::TYPE, id, bound).await?;
+        if let Some(snapshot) = &mut snapshot {
+            crate::personal::open_snapshot(self, A::TYPE, id, &mut snapshot.payload).await?;
+        }
+        let folded = match snapshot {
             // A snapshot of an older shape of the aggregate is ignored: the log is the truth.
             Some(snapshot) => match serde_json::from_value::<A>(snapshot.payload) {
                 Ok(state) => Versioned {
@@ -195,6 +199,9 @@ impl Store {
         payload: &Value,
         last_recorded_at: DateTime<Utc>,
     ) -> Result<(), ReadError> {
+        let mut sealed = payload.clone();
+        crate::personal::seal_snapshot(self, aggregate_type, id, &mut sealed).await?;
+        let payload = &sealed;
         match self {
             Store::Postgres(pool) => {
                 sqlx::query(

@@ -49,9 +49,23 @@ impl Replay {
                 taken.insert(key, row);
             }
         }
-        let plan = projection.fold(taken.clone(), events)?;
+        let mut plan = projection.fold(taken.clone(), events)?;
         let mut finished = Finished::new();
         if let Some(table) = projection.entity() {
+            // Erasure: the entity's versions still in memory are overwritten here (a replay
+            // reads an erased account's events already erased).
+            for scrub in std::mem::take(&mut plan.scrubs) {
+                let rows = (plan.rows.iter_mut())
+                    .chain(taken.get_mut(&scrub.key))
+                    .filter(|row| row[0].text() == Some(scrub.key.as_str()));
+                for row in rows {
+                    for (column, value) in scrub.set {
+                        if let Some(i) = table.columns.iter().position(|c| c.name == *column) {
+                            row[i] = Val::Text((*value).to_owned());
+                        }
+                    }
+                }
+            }
             let mut rows = Vec::new();
             for close in plan.closes {
                 if let Some(mut row) = taken.remove(&close.key) {

@@ -252,7 +252,7 @@ async fn swap(
         let events = match &mut tx {
             Tx::Pg(_) => store.read_after(cp, batch).await?,
             // Holding SQLite's write lock: read through the same connection.
-            Tx::Sqlite(t) => eventstore_config::log::read_after_sqlite(&mut **t, cp, batch).await?,
+            Tx::Sqlite(t) => eventstore_config::log::read_after_sqlite(t, cp, batch).await?,
         };
         let Some(last) = events.last() else { break };
         tx.apply(projection, &events, SUFFIX)
@@ -260,6 +260,7 @@ async fn swap(
             .map_err(|e| describe(name, e))?;
         cp = last.checkpoint();
     }
+    tx.rescrub(projection, SUFFIX).await?;
     for table in projection.tables() {
         swap_table(&mut tx, table).await?;
     }

@@ -173,9 +173,95 @@ impl Tx {
         if let Some(table) = projection.entity() {
             self.close(table, suffix, &plan.closes).await?;
             self.insert(table, suffix, &plan.rows, false).await?;
+            self.scrub(table, suffix, &plan.scrubs).await?;
         }
         for (table, rows) in projection.appends().iter().zip(&plan.appends) {
             self.insert(table, suffix, rows, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites columns of every row version of the scrubbed entities (erasure).
+    async fn scrub(
+        &mut self,
+        table: &TableDef,
+        suffix: &str,
+        scrubs: &[crate::model::Scrub],
+    ) -> Result<(), sqlx::Error> {
+        for scrub in scrubs {
+            let sets: Vec<String> = (scrub.set.iter().enumerate())
+                .map(|(i, (column, _))| format!("{column} = ${}", i + 2))
+                .collect();
+            let sql = format!(
+                "UPDATE {}{suffix} SET {} WHERE {} = $1",
+                table.name,
+                sets.join(", "),
+                table.key()
+            );
+            match self {
+                Tx::Pg(tx) => {
+                    let mut query = sqlx::query(&sql).bind(&scrub.key);
+                    for (_, value) in scrub.set {
+                        query = query.bind(*value);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                Tx::Sqlite(tx) => {
+                    let mut query = sqlx::query(&sql).bind(&scrub.key);
+                    for (_, value) in scrub.set {
+                        query = query.bind(*value);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every row version of an entity whose CURRENT version holds the projection's
+    /// scrubbed values ([`Projection::scrubbed`]: it was erased) those values too. A rebuild
+    /// runs it before its swap: a batch it replayed before an erasure committed may have
+    /// written earlier versions in plaintext.
+    pub async fn rescrub(
+        &mut self,
+        projection: &dyn Projection,
+        suffix: &str,
+    ) -> Result<(), sqlx::Error> {
+        let (Some(table), set) = (projection.entity(), projection.scrubbed()) else {
+            return Ok(());
+        };
+        if set.is_empty() {
+            return Ok(());
+        }
+        let each = |f: &dyn Fn(&str, usize) -> String, join: &str| {
+            (set.iter().enumerate())
+                .map(|(i, (column, _))| f(column, i + 1))
+                .collect::<Vec<_>>()
+                .join(join)
+        };
+        let sets = each(&|c, n| format!("{c} = ${n}"), ", ");
+        let differs = each(&|c, n| format!("{c} <> ${n}"), " OR ");
+        let erased = each(&|c, n| format!("e.{c} = ${n}"), " AND ");
+        let (name, key) = (table.name, table.key());
+        let sql = format!(
+            "UPDATE {name}{suffix} SET {sets} WHERE ({differs}) AND {key} IN \
+             (SELECT e.{key} FROM {name}{suffix} e WHERE e.valid_to_position IS NULL AND {erased})"
+        );
+        match self {
+            Tx::Pg(tx) => {
+                let mut query = sqlx::query(&sql);
+                for (_, value) in set {
+                    query = query.bind(*value);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Tx::Sqlite(tx) => {
+                let mut query = sqlx::query(&sql);
+                for (_, value) in set {
+                    query = query.bind(*value);
+                }
+                query.execute(&mut **tx).await?;
+            }
         }
         Ok(())
     }

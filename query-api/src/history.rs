@@ -169,9 +169,23 @@ pub(crate) async fn page(
         .bind(after_version)
         .push(" ORDER BY sequence LIMIT ")
         .bind(limit);
-    sql.fetch_all::<EventRow>(store)
-        .await?
-        .into_iter()
+    let mut rows = sql.fetch_all::<EventRow>(store).await?;
+    let payloads = (rows.iter_mut())
+        .map(|r| {
+            (
+                r.aggregate_type.as_str(),
+                r.aggregate_id.as_str(),
+                &mut r.payload,
+            )
+        })
+        .collect();
+    eventstore_config::personal::open_payloads(store, payloads)
+        .await
+        .map_err(|e| match e {
+            eventstore_config::ReadError::Database(e) => HistoryError::Database(e),
+            other => HistoryError::Database(sqlx::Error::Protocol(other.to_string())),
+        })?;
+    rows.into_iter()
         .map(|row| Ok(visibility.apply(record(row)?)))
         .collect()
 }

@@ -1,7 +1,9 @@
-//! `rm_accounts`: one row version per account event.
+//! `rm_accounts`: one row version per account event. `AccountErased` overwrites the e-mail and
+//! name of every row version of the account, history included, with `"[erased]"`.
 
 use chrono::{DateTime, Utc};
 use domain::account::AccountEvent;
+use domain::email::ERASED;
 use eventstore_config::StoredEvent;
 
 use crate::model::{self, col, Appends, ApplyError, Kind, Model, TableDef, Val};
@@ -94,8 +96,26 @@ impl Model for Accounts {
                 deleted_at: Some(at),
                 ..s.clone()
             },
+            (AccountEvent::AccountErased { at }, Some(s)) => AccountRow {
+                email: ERASED.to_owned(),
+                name: ERASED.to_owned(),
+                deleted: true,
+                deleted_at: s.deleted_at.or(Some(at)),
+                ..s.clone()
+            },
         };
         Ok(Some(row))
+    }
+
+    const SCRUBBED: &'static [(&'static str, &'static str)] =
+        &[("email", ERASED), ("name", ERASED)];
+
+    fn scrub(event: &StoredEvent) -> &'static [(&'static str, &'static str)] {
+        if event.event_type == "AccountErased" {
+            Self::SCRUBBED
+        } else {
+            &[]
+        }
     }
 
     fn to_vals(s: &AccountRow) -> Vec<Val> {

@@ -181,6 +181,18 @@ pub trait Model: Send + Sync + 'static {
 
     /// The state from the entity table's key and state columns.
     fn from_vals(vals: &[Val]) -> Result<Self::State, ApplyError>;
+
+    /// The text columns an erasure overwrites, with their values (see [`scrub`](Self::scrub));
+    /// none for most models. An entity whose current row version holds these values has them
+    /// on every version (a rebuild's swap makes sure: [`Tx::rescrub`](crate::sql::Tx::rescrub)).
+    const SCRUBBED: &'static [(&'static str, &'static str)] = &[];
+
+    /// Text columns to overwrite on EVERY row version of the entity `event` changes, history
+    /// included, once `event` is applied (erasure: no earlier version may keep personal data).
+    /// None for most events.
+    fn scrub(_event: &StoredEvent) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
 }
 
 /// A previous row version to close: the entity's current row gets `valid_to_*`.
@@ -194,6 +206,16 @@ pub struct Close {
     pub at: DateTime<Utc>,
 }
 
+/// Every row version of one entity, history included, gets these column values (erasure of
+/// personal data: see [`Model::scrub`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrub {
+    /// The entity key.
+    pub key: String,
+    /// `(column, value)` pairs to set.
+    pub set: &'static [(&'static str, &'static str)],
+}
+
 /// What one batch writes.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -203,6 +225,8 @@ pub struct Plan {
     pub rows: Vec<Vec<Val>>,
     /// New rows per append table.
     pub appends: Vec<Vec<Vec<Val>>>,
+    /// Entities whose every row version is overwritten, after the rows above are written.
+    pub scrubs: Vec<Scrub>,
 }
 
 /// An event of a batch could not be applied.
@@ -228,6 +252,10 @@ pub trait Projection: Send + Sync {
     fn entity(&self) -> Option<&'static TableDef>;
     /// The append tables.
     fn appends(&self) -> &'static [&'static TableDef];
+    /// The entity table's erased columns and values ([`Model::SCRUBBED`]).
+    fn scrubbed(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     /// Every table of the read model.
     fn tables(&self) -> Vec<&'static TableDef> {
         self.entity()
@@ -278,6 +306,10 @@ impl<M: Model> Projection for Projector<M> {
         M::APPENDS
     }
 
+    fn scrubbed(&self) -> &'static [(&'static str, &'static str)] {
+        M::SCRUBBED
+    }
+
     fn keys(&self, events: &[StoredEvent]) -> Vec<String> {
         if M::ENTITY.is_none() {
             return Vec::new();
@@ -316,6 +348,7 @@ impl<M: Model> Projection for Projector<M> {
             );
         }
         let mut appends: Appends = Vec::new();
+        let mut scrubs = Vec::new();
         for (index, event) in events.iter().enumerate() {
             let fail = |error| FoldError {
                 index,
@@ -329,6 +362,13 @@ impl<M: Model> Projection for Projector<M> {
             };
             match key {
                 Some(key) => {
+                    let set = M::scrub(event);
+                    if !set.is_empty() {
+                        scrubs.push(Scrub {
+                            key: key.clone(),
+                            set,
+                        });
+                    }
                     let entry = entries.entry(key).or_insert_with(|| Entry {
                         state: None,
                         last_position: 0,
@@ -359,6 +399,7 @@ impl<M: Model> Projection for Projector<M> {
         }
         let mut plan = Plan {
             appends: vec![Vec::new(); M::APPENDS.len()],
+            scrubs,
             ..Plan::default()
         };
         for (table, row) in appends {

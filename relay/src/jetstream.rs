@@ -128,6 +128,13 @@ impl Publisher {
                     return (acked, Some(stop));
                 }
             }
+            if event.aggregate_type == "account" && event.event_type == "AccountErased" {
+                // Erasure: the stream's copy of the registration (e-mail and name) goes first.
+                if let Err(error) = self.purge_registration(&event.aggregate_id).await {
+                    metrics.publish_errors.inc();
+                    return (acked, Some(Stopped::Failed(error)));
+                }
+            }
             let (subject, publish) = match message::build(event) {
                 Ok(built) => built,
                 Err(no_view) => {
@@ -158,6 +165,19 @@ impl Publisher {
             }
         }
         (acked, None)
+    }
+}
+
+impl Publisher {
+    /// Removes the published `AccountRegistered` of `account_id` (its personal data) from the
+    /// stream, for its erasure.
+    async fn purge_registration(&self, account_id: &str) -> Result<(), String> {
+        let stream = (self.context.get_stream(&self.stream).await)
+            .map_err(|e| format!("purging an erased account: {e}"))?;
+        let subject = format!("{SUBJECT_PREFIX}.account.{account_id}.AccountRegistered");
+        (stream.purge().filter(subject).await)
+            .map_err(|e| format!("purging an erased account: {e}"))?;
+        Ok(())
     }
 }
 

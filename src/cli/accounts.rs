@@ -1,4 +1,5 @@
-//! `eventshop accounts create-admin`: the only way to an admin account.
+//! `eventshop accounts create-admin`: the only way to an admin account; `eventshop accounts
+//! erase ID`: the right to erasure from the terminal.
 
 use std::io::BufRead;
 
@@ -20,6 +21,12 @@ pub enum AccountsCommand {
         /// Display name.
         #[arg(long, default_value = "Admin")]
         name: String,
+    },
+    /// Erase an account's personal data (e-mail, name, password hash: its key is deleted) and
+    /// delete it; its e-mail can register again. Erasing an erased account changes nothing.
+    Erase {
+        /// The account id.
+        id: String,
     },
 }
 
@@ -47,6 +54,36 @@ pub async fn run(settings: Settings, store: Store, command: AccountsCommand) -> 
             store.close().await;
             Ok(())
         }
+        AccountsCommand::Erase { id } => erase(settings, store, &id).await,
+    }
+}
+
+/// Erases account `id` (actor `system`); prints what it did.
+async fn erase(settings: Settings, store: Store, id: &str) -> anyhow::Result<()> {
+    use domain::account::{AccountError, AccountServices};
+    use eventstore_config::{CommandBus, CommandError, EventMetadata, SqlEmailRegistry};
+    let id = uuid::Uuid::parse_str(id)
+        .map_err(|_| anyhow::anyhow!("not an account id (a UUID): {id:?}"))?
+        .to_string();
+    let bus = CommandBus::new(store.clone(), &settings);
+    let services = AccountServices::new(std::sync::Arc::new(SqlEmailRegistry::new(store.clone())));
+    let erased =
+        eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
+            .await;
+    store.close().await;
+    match erased {
+        Ok(committed) if committed.position.is_some() => {
+            println!("erased account {id} (version {})", committed.version);
+            Ok(())
+        }
+        Ok(_) => {
+            println!("account {id} was already erased");
+            Ok(())
+        }
+        Err(CommandError::Rejected(AccountError::NotRegistered)) => {
+            anyhow::bail!("no account {id}")
+        }
+        Err(error) => Err(anyhow::Error::new(error).context(format!("erasing account {id}"))),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Tests that run the real `eventshop` binary as child processes: projector workers killed with
 //! SIGKILL and restarted, and several runners sharing the projections through leases; the API
-//! servers started and stopped with SIGTERM, and `accounts create-admin`.
+//! servers started and stopped with SIGTERM, `accounts create-admin` and `accounts erase`.
 
 mod cli;
+mod erasure;
 mod projectors;
 mod public_events;
 mod relay;

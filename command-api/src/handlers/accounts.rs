@@ -1,6 +1,6 @@
 //! `POST /accounts` (registration), `DELETE /accounts/{id}`, `POST /accounts/{id}/deposits`.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -42,6 +42,7 @@ pub struct RegisterRequest {
     /// Unique e-mail address (at most 254 characters).
     #[schema(value_type = String, example = "ada@example.com", max_length = 254,
              pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,62}){0,3}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}\.[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9]$")]
+    #[serde(deserialize_with = "domain::email::deserialize_address")]
     pub email: Email,
     /// 8 to 1024 characters.
     #[schema(min_length = 8, max_length = 1024)]
@@ -281,14 +282,24 @@ pub async fn register(
 }
 
 /// Delete an account: it accepts nothing afterwards and its tokens stop working.
+///
+/// With `?erase=true` the account is erased (right to erasure): its personal-data key, e-mail
+/// claim and snapshots are deleted and `AccountErased` is appended (the account is deleted too
+/// if it was not). Afterwards its e-mail, name and password hash read `"[erased]"` everywhere —
+/// in the log, `history`, the read models and their history rows, also after a rebuild — and
+/// the e-mail can register again. Kept: the account id, role, times, its wallet, orders and
+/// policies, and the audit rows (which hold the account id only). Erasing an erased account
+/// succeeds again without a new event (`position` null); `If-Match` does not apply to erasure.
 #[utoipa::path(
     delete, path = "/api/v1/accounts/{id}", tag = "accounts",
     params(
         ("id" = Uuid, Path, description = "account id"),
+        ("erase" = Option<bool>, Query, description = "erase the account's personal data (crypto-shredding)"),
         ("If-Match" = Option<String>, Header, description = "expected account version"),
     ),
     responses(
-        (status = 200, description = "deleted", body = AccountCommitted),
+        (status = 200, description = "deleted (or erased)", body = AccountCommitted),
+        (status = 400, description = "erase is not true or false", body = ErrorBody),
         (status = 401, description = "no valid token", body = ErrorBody),
         (status = 403, description = "not allowed", body = ErrorBody),
         (status = 404, description = "no such account", body = ErrorBody),
@@ -302,9 +313,13 @@ pub async fn delete_account(
     caller: Caller,
     PathId(account_id): PathId,
     IfMatch(expected): IfMatch,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let id = account_id.to_string();
     caller.require("delete", "accounts", &id)?;
+    if erase_requested(query.as_deref())? {
+        return erase_account(&state, &caller, account_id).await;
+    }
     let committed = state
         .bus()
         .execute_expecting::<Account>(
@@ -315,6 +330,54 @@ pub async fn delete_account(
             expected,
         )
         .await?;
+    state.cache().mark_deleted(&id);
+    Ok(accepted(
+        StatusCode::OK,
+        committed.version,
+        AccountCommitted {
+            account_id,
+            version: committed.version,
+            position: committed.position,
+        },
+    ))
+}
+
+/// Whether the query string asks for erasure (`erase=true`; `erase=false` or none: no).
+fn erase_requested(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut erase = false;
+    for pair in query.unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "erase" {
+            erase = match value {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "erase must be true or false",
+                        Some("erase"),
+                    ))
+                }
+            };
+        }
+    }
+    Ok(erase)
+}
+
+/// `DELETE /accounts/{id}?erase=true`, authorized as a deletion: erases the account
+/// ([`eventstore_config::personal::erase_account`]).
+async fn erase_account(
+    state: &AppState,
+    caller: &Caller,
+    account_id: Uuid,
+) -> Result<Response, ApiError> {
+    let id = account_id.to_string();
+    let committed = eventstore_config::personal::erase_account(
+        state.bus(),
+        state.accounts(),
+        &id,
+        &caller.metadata(),
+    )
+    .await?;
     state.cache().mark_deleted(&id);
     Ok(accepted(
         StatusCode::OK,

@@ -22,20 +22,7 @@ pub(crate) async fn email_owner(
     store: &Store,
     email: &domain::Email,
 ) -> Result<Option<String>, ApiError> {
-    Ok(match store {
-        Store::Postgres(pool) => {
-            sqlx::query_scalar("SELECT account_id FROM email_claims WHERE email = $1")
-                .bind(email.as_str())
-                .fetch_optional(pool)
-                .await?
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT account_id FROM email_claims WHERE email = ?1")
-                .bind(email.as_str())
-                .fetch_optional(pool)
-                .await?
-        }
-    })
+    Ok(eventstore_config::email_registry::owner(store, email).await?)
 }
 
 /// Grants `policy` (a `sub:action:type:id` string built by the API) and updates the cache.
