@@ -56,9 +56,17 @@ impl Drop for Wake {
 }
 
 /// Forwards PostgreSQL notifications on [`CHANNEL`] to `wake` until `shutdown` is set or every
-/// receiver is gone, reconnecting after a failure (SQLite: returns at once).
+/// receiver is gone, reconnecting after a failure. On SQLite it only keeps `wake` open until
+/// then (a closed channel would wake its receivers at once, again and again), so that its
+/// followers wait for their polling interval.
 pub async fn listen(store: Store, wake: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
-    let Store::Postgres(pool) = store else { return };
+    let Store::Postgres(pool) = store else {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => {}
+            _ = wake.closed() => {}
+        }
+        return;
+    };
     loop {
         let listener = async {
             let mut listener = PgListener::connect_with(&pool).await?;

@@ -227,6 +227,14 @@ impl Store {
         }
     }
 
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        match self {
+            Self::Postgres(pool) => pool.options().get_max_connections(),
+            Self::Sqlite(pool) => pool.options().get_max_connections(),
+        }
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         match self {

@@ -4,7 +4,6 @@
 use async_graphql::{ComplexObject, Context, Enum, Json, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
-use crate::db::Sql;
 use crate::error::{GqlResult, OrInternal};
 use crate::loaders::{AccountKey, ProductKey};
 use crate::request::RequestData;
@@ -149,30 +148,29 @@ impl Order {
     async fn saga(&self, ctx: &Context<'_>) -> GqlResult<Option<OrderSaga>> {
         let data = ctx.data_unchecked::<RequestData>();
         let id = self.id.to_string();
-        let current: Option<(String,)> = Sql::new("SELECT step FROM order_sagas WHERE order_id = ")
-            .bind(id.clone())
-            .fetch_optional(&data.store)
-            .await
-            .or_internal()?;
-        let Some((step,)) = current else {
+        let step = {
+            let _slot = crate::budget::admit().await.or_internal()?;
+            eventstore_config::saga_tables::current_step(&data.store, &id)
+                .await
+                .or_internal()?
+        };
+        let Some(step) = step else {
             return Ok(None);
         };
-        let history: Vec<(i64, String, String)> = Sql::new(
-            "SELECT global_position, event_type, step FROM order_saga_steps WHERE order_id = ",
-        )
-        .bind(id)
-        .push(" ORDER BY global_position")
-        .fetch_all(&data.store)
-        .await
-        .or_internal()?;
+        let history = {
+            let _slot = crate::budget::admit().await.or_internal()?;
+            eventstore_config::saga_tables::steps(&data.store, &id)
+                .await
+                .or_internal()?
+        };
         Ok(Some(OrderSaga {
             step,
             history: history
                 .into_iter()
-                .map(|(position, event_type, step)| SagaStep {
-                    position,
-                    event_type,
-                    step,
+                .map(|row| SagaStep {
+                    position: row.position,
+                    event_type: row.event_type,
+                    step: row.step,
                 })
                 .collect(),
         }))

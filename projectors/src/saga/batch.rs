@@ -13,8 +13,8 @@ use futures::{StreamExt, TryStreamExt};
 use uuid::Uuid;
 
 use super::decode::saga_event;
+use super::options::{SagaOptions, NAME};
 use super::order_steps::{work_on_order, OrderResult};
-use super::run::{SagaOptions, NAME};
 use super::state::SagaEvent;
 use crate::sql::{self, Tx};
 

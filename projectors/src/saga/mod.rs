@@ -10,7 +10,8 @@
 //!   calls for; [`effects`]: carrying a command out.
 //! * [`decode`]: which stored events concern a saga; [`order_steps`]: one order's events
 //!   through decide and effects, with retries; [`batch`]: one batch, saved with the checkpoint.
-//! * [`deadlines`]: the payment-deadline worker; [`run`]: the saga's lease loop and reset;
+//! * [`options`]: the saga's name and options; [`deadlines`]: the payment-deadline worker;
+//!   [`run`]: the saga's lease loop and reset;
 //!   [`supervise`]: the projections, the saga and the deadline worker under one listener.
 //! * [`trace`]: an order's saga made visible.
 //!
@@ -21,6 +22,7 @@ pub mod deadlines;
 pub mod decide;
 pub mod decode;
 pub mod effects;
+pub mod options;
 mod order_steps;
 pub mod run;
 pub mod state;
@@ -31,6 +33,7 @@ pub use batch::handle_batch;
 pub use deadlines::{expire_deadlines, DEADLINES};
 pub use decide::{decide, SagaCommand};
 pub use decode::saga_event;
-pub use run::{reset, run, SagaOptions, NAME};
+pub use options::{SagaOptions, NAME};
+pub use run::{reset, run};
 pub use state::{OrderSaga, Payment, Reservation, SagaEvent};
 pub use supervise::run_with_projections;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::decide::{decide, SagaCommand};
 use super::effects::{self, Done};
-use super::run::SagaOptions;
+use super::options::SagaOptions;
 use super::state::{OrderSaga, SagaEvent};
 
 /// One command a step issued and how it ended.

@@ -1,5 +1,5 @@
-//! Running the order saga: its options, its lease loop (batches while it owns
-//! [`NAME`], waiting on the process's LISTEN/NOTIFY wake-up or its poll), and resetting it.
+//! Running the order saga: its lease loop (batches while it owns [`NAME`], waiting on the
+//! process's LISTEN/NOTIFY wake-up or its poll), and resetting it.
 
 use std::time::Duration;
 
@@ -8,39 +8,9 @@ use tokio::sync::watch;
 
 use super::batch::handle_batch;
 use super::deadlines::run_deadlines;
-use crate::lease::{self, Lease};
+use super::options::{SagaOptions, NAME};
+use crate::lease::Lease;
 use crate::sql::Tx;
-
-/// Checkpoint and lease name of the order saga.
-pub const NAME: &str = "saga:orders";
-
-/// How the saga runs.
-#[derive(Debug, Clone)]
-pub struct SagaOptions {
-    /// Events per batch.
-    pub batch: u32,
-    /// Idle polling interval (PostgreSQL also wakes on NOTIFY).
-    pub poll: Duration,
-    /// Orders worked on at once within a batch.
-    pub concurrency: usize,
-    /// How long an order may await payment.
-    pub payment_timeout: Duration,
-    /// This process's lease owner id.
-    pub owner: String,
-}
-
-impl SagaOptions {
-    /// Defaults from the settings.
-    pub fn from_settings(settings: &Settings) -> Self {
-        Self {
-            batch: 200,
-            poll: Duration::from_millis(100),
-            concurrency: 32,
-            payment_timeout: Duration::from_secs(settings.payment_timeout_secs),
-            owner: lease::owner_id(),
-        }
-    }
-}
 
 /// Runs the saga (under its lease) and the deadline worker (under its own) until shutdown;
 /// `wake` ticks on every append (see [`eventstore_config::notify`]).
