@@ -200,10 +200,11 @@ async fn log_times_compare_with_the_events_recorded_at(test: TestStore) {
         .fetch_one(&test.store)
         .await
         .unwrap();
+    let store = &test.store;
     let count = |at: DateTime<Utc>| async move {
         let (n,): (i64,) = Sql::new("SELECT count(*) FROM events WHERE recorded_at <= $1")
             .log_time(at)
-            .fetch_one(&test.store)
+            .fetch_one(store)
             .await
             .unwrap();
         n
