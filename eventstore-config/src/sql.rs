@@ -163,13 +163,13 @@ impl<'b> From<&'b mut Executor<'_>> for Executor<'b> {
 
 impl<'a> From<&'a mut sqlx::Transaction<'static, sqlx::Postgres>> for Executor<'a> {
     fn from(tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>) -> Self {
-        Executor::PgConnection(&mut **tx)
+        Executor::PgConnection(tx)
     }
 }
 
 impl<'a> From<&'a mut sqlx::Transaction<'static, sqlx::Sqlite>> for Executor<'a> {
     fn from(tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Self {
-        Executor::SqliteConnection(&mut **tx)
+        Executor::SqliteConnection(tx)
     }
 }
 
