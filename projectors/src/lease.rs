@@ -16,6 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
 
+use crate::progress;
+
 /// How long a SQLite lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
 /// How often a held lease is renewed (and a missing one retried).
@@ -75,35 +77,11 @@ pub async fn try_acquire(
                 conn.close().await.ok();
                 return Ok(None);
             }
-            Sql::new(
-                "INSERT INTO projection_status (name, owner, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
-                     updated_at = excluded.updated_at",
-            )
-            .arg(name)
-            .arg(owner)
-            .arg(now)
-            .execute(store)
-            .await?;
+            progress::record_owner(store, name, owner, now).await?;
             Hold::Postgres(conn)
         }
         Store::Sqlite(_) => {
-            let done = Sql::new(
-                "INSERT INTO projection_status (name, owner, lease_expires_at, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE \
-                 SET owner = excluded.owner, lease_expires_at = excluded.lease_expires_at, \
-                     updated_at = excluded.updated_at \
-                 WHERE projection_status.owner IS NULL OR projection_status.owner = $2 \
-                    OR projection_status.lease_expires_at IS NULL \
-                    OR projection_status.lease_expires_at < $4",
-            )
-            .arg(name)
-            .arg(owner)
-            .arg(expires_after(now))
-            .arg(now)
-            .execute(store)
-            .await?;
-            if done != 1 {
+            if !progress::take_lease(store, name, owner, now, expires_after(now)).await? {
                 return Ok(None);
             }
             Hold::Sqlite
@@ -172,16 +150,8 @@ impl Lease {
         let kept = match &mut self.hold {
             Hold::Postgres(conn) => conn.ping().await.is_ok(),
             Hold::Sqlite => {
-                let done = Sql::new(
-                    "UPDATE projection_status SET lease_expires_at = $1 \
-                      WHERE name = $2 AND owner = $3",
-                )
-                .arg(expires_after(Utc::now()))
-                .arg(&self.name)
-                .arg(&self.owner)
-                .execute(store)
-                .await?;
-                done == 1
+                progress::extend_lease(store, &self.name, &self.owner, expires_after(Utc::now()))
+                    .await?
             }
         };
         if kept {
@@ -192,14 +162,7 @@ impl Lease {
 
     /// Gives the job up.
     pub async fn release(self, store: &Store) {
-        let _ = Sql::new(
-            "UPDATE projection_status SET owner = NULL, lease_expires_at = NULL \
-              WHERE name = $1 AND owner = $2",
-        )
-        .arg(&self.name)
-        .arg(&self.owner)
-        .execute(store)
-        .await;
+        let _ = progress::clear_owner(store, &self.name, &self.owner).await;
         if let Hold::Postgres(conn) = self.hold {
             conn.close().await.ok();
         }
@@ -208,23 +171,21 @@ impl Lease {
 
 /// Whether some worker currently owns job `name`.
 pub async fn is_held(store: &Store, name: &str) -> Result<bool, sqlx::Error> {
-    let held = match store {
-        Store::Postgres(_) => Sql::new(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-               AND classid = $1::int8::oid AND objid = $2::int8::oid AND objsubid = 2)",
-        )
-        .arg(i64::from(ADVISORY_CLASS))
-        .arg(i64::from(advisory_key(name))),
-        Store::Sqlite(_) => Sql::new(
-            "SELECT EXISTS (SELECT 1 FROM projection_status WHERE name = $1 \
-               AND owner IS NOT NULL AND lease_expires_at >= $2)",
-        )
-        .arg(name)
-        .arg(Utc::now()),
-    };
-    let (held,): (bool,) = held.fetch_one(store).await?;
-    Ok(held)
+    match store {
+        Store::Postgres(_) => {
+            let (held,): (bool,) = Sql::new(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND classid = $1::int8::oid AND objid = $2::int8::oid AND objsubid = 2)",
+            )
+            .arg(i64::from(ADVISORY_CLASS))
+            .arg(i64::from(advisory_key(name)))
+            .fetch_one(store)
+            .await?;
+            Ok(held)
+        }
+        Store::Sqlite(_) => progress::lease_alive(store, name, Utc::now()).await,
+    }
 }
 
 /// A name for this worker process: `pid<pid>-<random>`.

@@ -8,12 +8,14 @@
 //! * [`read_models`]: accounts, products, orders, wallets, policies and the audit index.
 //! * [`runner`]: workers, wake-up (LISTEN/NOTIFY + polling), retries and dead letters;
 //!   [`run_all`] starts every projection.
-//! * [`lease`], [`rebuild`], [`status`].
+//! * [`lease`] (the one lease helper), [`progress`] (the `projection_status` and
+//!   `projection_dead_letters` rows), [`rebuild`], [`status`].
 #![forbid(unsafe_code)]
 
 mod bulk;
 pub mod lease;
 pub mod model;
+pub mod progress;
 pub mod read_models;
 pub mod rebuild;
 pub mod runner;

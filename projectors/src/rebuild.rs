@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::bulk;
 use crate::model::{Projection, TableDef};
-use crate::runner::set_state;
+use crate::progress::set_state;
 use crate::sql::{BatchError, Tx};
 
 /// The table-name suffix of rebuild copies.

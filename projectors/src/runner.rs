@@ -9,13 +9,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use eventstore_config::notify::Wake;
 use eventstore_config::{Checkpoint, Settings, Sql, Store, StoredEvent};
 use tokio::sync::watch;
 
 use crate::lease::{self, Lease, RENEW_EVERY};
 use crate::model::{FoldError, Projection};
+use crate::progress;
 use crate::read_models;
 use crate::sql::{self, BatchError, Tx};
 
@@ -149,30 +149,6 @@ pub async fn has_applied_through(
     }
 }
 
-/// Sets a projection's state (and error) in `projection_status`.
-pub async fn set_state(
-    store: &Store,
-    name: &str,
-    version: i32,
-    state: &str,
-    error: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    Sql::new(
-        "INSERT INTO projection_status (name, version, state, last_error, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE \
-         SET version = excluded.version, state = excluded.state, \
-             last_error = excluded.last_error, updated_at = excluded.updated_at",
-    )
-    .arg(name)
-    .arg(version)
-    .arg(state)
-    .arg(error)
-    .arg(Utc::now())
-    .execute(store)
-    .await?;
-    Ok(())
-}
-
 async fn park(
     store: &Store,
     projection: &dyn Projection,
@@ -180,24 +156,8 @@ async fn park(
     error: &str,
     attempts: u32,
 ) -> Result<(), sqlx::Error> {
-    Sql::new(
-        "INSERT INTO projection_dead_letters (projection, global_position, transaction_id, \
-           event_type, aggregate_type, aggregate_id, error, attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (projection, global_position) \
-         DO UPDATE SET error = excluded.error, \
-             attempts = projection_dead_letters.attempts + excluded.attempts",
-    )
-    .arg(projection.name())
-    .arg(event.position)
-    .arg(event.transaction_id.to_string())
-    .arg(&event.event_type)
-    .arg(&event.aggregate_type)
-    .arg(&event.aggregate_id)
-    .arg(error)
-    .arg(attempts as i32)
-    .execute(store)
-    .await?;
-    set_state(
+    progress::park(store, projection.name(), event, error, attempts).await?;
+    progress::set_state(
         store,
         projection.name(),
         projection.version(),
@@ -248,7 +208,7 @@ async fn work(
                 cp = next;
                 if state != "running" {
                     state = "running";
-                    set_state(store, name, projection.version(), state, None)
+                    progress::set_state(store, name, projection.version(), state, None)
                         .await
                         .ok();
                 }
@@ -267,7 +227,7 @@ async fn work(
                 attempts = 0;
                 if state != "idle" {
                     state = "idle";
-                    set_state(store, name, projection.version(), state, None)
+                    progress::set_state(store, name, projection.version(), state, None)
                         .await
                         .ok();
                 }
@@ -321,7 +281,7 @@ async fn work(
             Err(BatchError::Database(error)) => {
                 attempts = attempts.saturating_add(1);
                 tracing::warn!(projection = name, attempts, %error, "batch failed; retrying");
-                set_state(
+                progress::set_state(
                     store,
                     name,
                     projection.version(),

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use eventstore_config::{Sql, Store};
 
 use crate::lease;
+use crate::progress;
 use crate::read_models;
 use crate::rebuild::rebuild_checkpoint;
 use crate::sql;
@@ -47,21 +48,15 @@ pub async fn statuses(store: &Store) -> anyhow::Result<Vec<ProjectionStatus>> {
 pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<ProjectionStatus> {
     let held = lease::is_held(store, name).await?;
     let rebuild = rebuild_checkpoint(name);
-    let row: Option<(String, Option<String>, Option<String>)> =
-        Sql::new("SELECT state, owner, last_error FROM projection_status WHERE name = $1")
-            .arg(name)
-            .fetch_optional(store)
-            .await?;
+    let row = progress::status_row(store, name)
+        .await?
+        .map(|row| (row.state, row.owner, row.last_error));
     let (rebuilding,): (bool,) =
         Sql::new("SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)")
             .arg(&rebuild)
             .fetch_one(store)
             .await?;
-    let (dead_letters,): (i64,) =
-        Sql::new("SELECT count(*) FROM projection_dead_letters WHERE projection = $1")
-            .arg(name)
-            .fetch_one(store)
-            .await?;
+    let dead_letters = progress::dead_letters(store, name).await?;
     let (stored_state, owner, last_error): (String, Option<String>, Option<String>) =
         row.unwrap_or_else(|| ("idle".into(), None, None));
     // Read the checkpoint only after the state: a worker commits its checkpoint before it
