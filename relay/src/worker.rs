@@ -122,7 +122,7 @@ pub enum RelayError {
     NoPublicView(#[from] NoPublicView),
 }
 
-enum Outcome {
+enum Ended {
     /// Asked to stop.
     Stopped,
     /// The lease (or the checkpoint) was lost: wait to own it again.
@@ -189,8 +189,8 @@ async fn relay(
         .await;
         lease.release(store).await;
         match result {
-            Ok(Outcome::Stopped) => return Ok(()),
-            Ok(Outcome::Lost) => tracing::warn!("relay lease lost; waiting to own it again"),
+            Ok(Ended::Stopped) => return Ok(()),
+            Ok(Ended::Lost) => tracing::warn!("relay lease lost; waiting to own it again"),
             Err(error) => {
                 tracing::error!(error = %error, "relay stopped");
                 return Err(error);
@@ -221,7 +221,7 @@ async fn work(
     lease: &mut Lease,
     wake: &mut watch::Receiver<u64>,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Outcome, RelayError> {
+) -> Result<Ended, RelayError> {
     let mut cp = loop {
         match sql::read_checkpoint(store, CHECKPOINT).await {
             Ok(cp) => break cp,
@@ -229,7 +229,7 @@ async fn work(
                 tracing::warn!(%error, "reading the relay checkpoint failed; retrying");
                 backoff(3, stop).await;
                 if *stop.borrow() {
-                    return Ok(Outcome::Stopped);
+                    return Ok(Ended::Stopped);
                 }
             }
         }
@@ -240,10 +240,10 @@ async fn work(
     let mut measured: Option<Instant> = None;
     loop {
         if *stop.borrow() {
-            return Ok(Outcome::Stopped);
+            return Ok(Ended::Stopped);
         }
         if !lease.keep(store).await {
-            return Ok(Outcome::Lost);
+            return Ok(Ended::Lost);
         }
         if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             measure_lag(store, cp, metrics).await;
@@ -293,10 +293,10 @@ async fn work(
             tokio::select! {
                 done = &mut publish => break done,
                 // Unacknowledged events are re-sent by the next owner (and deduplicated).
-                _ = stop.changed() => return Ok(Outcome::Stopped),
+                _ = stop.changed() => return Ok(Ended::Stopped),
                 _ = tokio::time::sleep(lease.renew_in()) => {
                     if !lease.keep(store).await {
-                        return Ok(Outcome::Lost);
+                        return Ok(Ended::Lost);
                     }
                 }
             }
@@ -309,7 +309,7 @@ async fn work(
                     cp = next;
                     metrics.position.set(cp.position);
                 }
-                Ok(false) => return Ok(Outcome::Lost),
+                Ok(false) => return Ok(Ended::Lost),
                 Err(error) => {
                     // The events are in the stream; a re-send is dropped as a duplicate.
                     tracing::warn!(%error, "moving the relay checkpoint failed; retrying");
