@@ -376,25 +376,29 @@ pub async fn run_with(
     projections: Vec<Arc<dyn Projection>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let wake = Wake::start(&store, stop_rx.clone());
-    let workers = spawn_workers(&store, &options, projections, &wake, &stop_rx);
-    shutdown.await;
-    stop_tx.send_replace(true);
-    join_workers(workers).await;
-    wake.stopped().await;
-    Ok(())
+    run_workers(store, options, projections, None, shutdown).await
 }
 
-/// Starts a worker for every projection, woken by `wake`, until `stop` is set.
-pub(crate) fn spawn_workers(
-    store: &Store,
-    options: &RunnerOptions,
+/// Runs a worker for every projection and, given the settings, the order saga and its deadline
+/// worker beside them — all woken by ONE LISTEN/NOTIFY listener — until `shutdown` completes.
+pub(crate) async fn run_workers(
+    store: Store,
+    options: RunnerOptions,
     projections: Vec<Arc<dyn Projection>>,
-    wake: &Wake,
-    stop: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<anyhow::Result<Outcome>>> {
-    projections
+    saga: Option<Settings>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wake = Wake::start(&store, stop_rx.clone());
+    let saga = saga.map(|settings| {
+        tokio::spawn(crate::saga::run(
+            store.clone(),
+            settings,
+            wake.receiver(),
+            stop_rx.clone(),
+        ))
+    });
+    let workers: Vec<_> = projections
         .into_iter()
         .map(|projection| {
             tokio::spawn(run_projection(
@@ -402,14 +406,12 @@ pub(crate) fn spawn_workers(
                 projection,
                 options.clone(),
                 wake.receiver(),
-                stop.clone(),
+                stop_rx.clone(),
             ))
         })
-        .collect()
-}
-
-/// Waits for the workers [`spawn_workers`] started, logging how each ended badly.
-pub(crate) async fn join_workers(workers: Vec<tokio::task::JoinHandle<anyhow::Result<Outcome>>>) {
+        .collect();
+    shutdown.await;
+    stop_tx.send_replace(true);
     for worker in workers {
         match worker.await {
             Ok(Ok(_)) => {}
@@ -419,4 +421,15 @@ pub(crate) async fn join_workers(workers: Vec<tokio::task::JoinHandle<anyhow::Re
             Err(error) => tracing::error!(%error, "worker panicked"),
         }
     }
+    if let Some(saga) = saga {
+        match saga.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "the saga ended with an error")
+            }
+            Err(error) => tracing::error!(%error, "the saga panicked"),
+        }
+    }
+    wake.stopped().await;
+    Ok(())
 }

@@ -122,6 +122,7 @@ pub enum RelayError {
     NoPublicView(#[from] NoPublicView),
 }
 
+/// How the relay's work under one lease ended.
 enum Ended {
     /// Asked to stop.
     Stopped,
