@@ -15,7 +15,9 @@
 //!   has_applied_through`; query-api's `consistency` and subscription follower's start); SQLite
 //!   has one writer, so its position alone is commit-safe;
 //! - leases (`projectors::lease`: PostgreSQL advisory locks; a lease row on SQLite);
-//! - LISTEN/NOTIFY ([`notify`]: PostgreSQL only; SQLite polls);
+//! - LISTEN/NOTIFY ([`notify`]: PostgreSQL only; SQLite polls) — and so the followers' default
+//!   batch sizes and poll intervals (`projectors::RunnerOptions::for_store`,
+//!   `relay::RelayOptions::from_settings`);
 //! - bulk loads and rebuilds (`projectors::bulk`: PostgreSQL `COPY`, index drops, `SET LOCAL`;
 //!   `projectors::rebuild`: copying and renaming tables, whose DDL differs, and replaying
 //!   concurrently on PostgreSQL but in turn on SQLite's single writer);
