@@ -67,7 +67,7 @@ where
         );
         if saga::handle_batch(store, &bus, &options)
             .await
-            .expect("saga step")
+            .expect("saga batch")
             == 0
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
