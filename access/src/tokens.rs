@@ -4,7 +4,7 @@
 use anyhow::Context;
 use base64::Engine;
 use chrono::Utc;
-use eventstore_config::{Settings, Store};
+use eventstore_config::{Settings, Sql, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -171,34 +171,15 @@ async fn generated_secret(store: &Store) -> anyhow::Result<Vec<u8>> {
     rand::thread_rng().fill_bytes(&mut bytes);
     let fresh = base64::engine::general_purpose::STANDARD.encode(bytes);
     // Insert-if-absent, then read: every process on the database ends up with the same key.
-    let value: String = match store {
-        Store::Postgres(pool) => {
-            sqlx::query(
-                "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(JWT_SECRET_NAME)
-            .bind(&fresh)
-            .execute(pool)
-            .await?;
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
-                .bind(JWT_SECRET_NAME)
-                .fetch_one(pool)
-                .await?
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query(
-                "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(JWT_SECRET_NAME)
-            .bind(&fresh)
-            .execute(pool)
-            .await?;
-            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
-                .bind(JWT_SECRET_NAME)
-                .fetch_one(pool)
-                .await?
-        }
-    };
+    Sql::new("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .arg(JWT_SECRET_NAME)
+        .arg(&fresh)
+        .execute(store)
+        .await?;
+    let (value,): (String,) = Sql::new("SELECT value FROM secrets WHERE name = $1")
+        .arg(JWT_SECRET_NAME)
+        .fetch_one(store)
+        .await?;
     base64::engine::general_purpose::STANDARD
         .decode(value)
         .context("the stored JWT secret is not base64")

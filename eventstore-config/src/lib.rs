@@ -1,16 +1,30 @@
 //! eventstore-config: everything between the pure `domain` and the processes — settings (file +
 //! environment), store selection (PostgreSQL via postgres-es, SQLite via sqlite-es), migrations,
-//! the command bus, the commit-safe global log reader, temporal loads and snapshots.
+//! the command bus, the commit-safe global log reader, temporal loads and snapshots, the one
+//! LISTEN/NOTIFY listener ([`notify`]) and the order saga's tables ([`saga_tables`]).
 //! May depend on `domain` only (never on command-api, projectors or query-api).
 //!
+//! Modules depend one way: [`settings`] ← [`store`] ← [`sql`] ← everything that runs SQL
+//! ([`log`], [`temporal`], [`saga_tables`], …).
+//!
 //! Every statement is written once for both stores through [`sql::Sql`] (`$N` placeholders,
-//! typed arguments, times in each store's stored form). Code matches on [`Store`] only where
-//! the databases really behave differently:
-//! - the commit-safe log reader (PostgreSQL's `xid8` snapshot horizon; SQLite has one writer);
-//! - leases (PostgreSQL advisory locks; a lease row on SQLite);
-//! - LISTEN/NOTIFY (PostgreSQL only; SQLite polls);
-//! - bulk loads (PostgreSQL `COPY`);
-//! - connecting, migrating and beginning a transaction ([`store`], [`Store::begin`]).
+//! typed arguments, times in each store's stored form) and decoded into one row type. Code
+//! matches on [`Store`] only where the databases really behave differently:
+//! - the commit-safe log reader: PostgreSQL's `xid8` snapshot horizon and transaction ids
+//!   ([`log`]'s `read_after`, `checkpoint_at` and column list; `projectors::runner::
+//!   has_applied_through`; query-api's `consistency` and subscription follower's start); SQLite
+//!   has one writer, so its position alone is commit-safe;
+//! - leases (`projectors::lease`: PostgreSQL advisory locks; a lease row on SQLite);
+//! - LISTEN/NOTIFY ([`notify`]: PostgreSQL only; SQLite polls) — and so the followers' default
+//!   batch sizes and poll intervals (`projectors::RunnerOptions::for_store`,
+//!   `relay::RelayOptions::from_settings`);
+//! - bulk loads and rebuilds (`projectors::bulk`: PostgreSQL `COPY`, index drops, `SET LOCAL`;
+//!   `projectors::rebuild`: copying and renaming tables, whose DDL differs, and replaying
+//!   concurrently on PostgreSQL but in turn on SQLite's single writer);
+//! - JSON field look-ups ([`Store::json_text`]): written as each store's expression index is
+//!   (`->>` on PostgreSQL, `json_extract` on SQLite), so that the index is used;
+//! - connecting, migrating, pool sizes and beginning a transaction ([`store`],
+//!   [`Store::begin`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,7 +32,9 @@ pub mod command_bus;
 pub mod email_registry;
 pub mod log;
 pub mod metadata;
+pub mod notify;
 pub mod personal;
+pub mod saga_tables;
 pub mod settings;
 pub mod sql;
 mod states;
@@ -29,7 +45,7 @@ pub use command_bus::{CommandBus, CommandError, Committed};
 pub use email_registry::SqlEmailRegistry;
 pub use log::{Checkpoint, ReadError, StoredEvent};
 pub use metadata::{EventMetadata, SYSTEM_ACTOR};
-pub use settings::{Settings, StoreKind, DEFAULT_DATABASE_URL};
+pub use settings::{Settings, DEFAULT_DATABASE_URL};
 pub use sql::{Arg, Executor, Sql, Tx};
-pub use store::{Store, StoreError};
+pub use store::{Store, StoreError, StoreKind};
 pub use temporal::Versioned;

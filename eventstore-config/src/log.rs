@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::metadata::EventMetadata;
+use crate::sql::{Arg, Executor, Sql};
 use crate::store::Store;
 
 /// A failure reading the log.
@@ -98,70 +98,109 @@ impl Checkpoint {
     };
 }
 
-pub(crate) const COLUMNS: &str = "global_position, aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload, metadata, recorded_at";
-/// On PostgreSQL the `xid8` is read as text (sqlx has no xid8 type) under another name: an
-/// `ORDER BY transaction_id` must sort the xid8 column, not its text (where "100000" < "99999").
-pub(crate) const PG_COLUMNS: &str = "global_position, transaction_id::text AS transaction_id_text, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
-
-/// Decodes one `events` row selected with [`COLUMNS`] (plus `transaction_id_text` on
-/// PostgreSQL).
-pub(crate) fn decode_row<'r, R>(row: &'r R) -> Result<StoredEvent, sqlx::Error>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    Value: Decode<'r, R::Database> + Type<R::Database>,
-    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let transaction_id = match row.try_get::<Option<String>, _>("transaction_id_text") {
-        Ok(Some(text)) => text.parse().map_err(|e| sqlx::Error::ColumnDecode {
-            index: "transaction_id_text".into(),
-            source: Box::new(e),
-        })?,
-        Ok(None) | Err(sqlx::Error::ColumnNotFound(_)) => 0,
-        Err(e) => return Err(e),
-    };
-    let metadata: Value = row.try_get("metadata")?;
-    Ok(StoredEvent {
-        position: row.try_get("global_position")?,
-        transaction_id,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        version: row.try_get::<i64, _>("sequence")? as u64,
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: EventMetadata::from_json(&metadata),
-        recorded_at: row.try_get("recorded_at")?,
-    })
+/// One `events` row, selected with [`Store::log_columns`]: decoded the same way on both stores.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    global_position: i64,
+    transaction_id_text: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: Value,
+    metadata: Value,
+    recorded_at: DateTime<Utc>,
 }
 
-/// [`Store::read_after`] on SQLite through `conn` — also a connection inside a transaction:
-/// a writer holding SQLite's (database-wide) write lock must read through its own connection,
-/// since every other pooled connection may be waiting for that lock. Personal fields are opened
-/// through the same connection ([`crate::personal::open_events`]).
-pub async fn read_after_sqlite(
-    conn: &mut sqlx::SqliteConnection,
-    checkpoint: Checkpoint,
-    limit: u32,
+impl EventRow {
+    /// The stored event this row holds: the one place where a stored payload becomes an event.
+    fn into_event(self) -> Result<StoredEvent, sqlx::Error> {
+        let transaction_id =
+            self.transaction_id_text
+                .parse()
+                .map_err(|e| sqlx::Error::ColumnDecode {
+                    index: "transaction_id_text".into(),
+                    source: Box::new(e),
+                })?;
+        Ok(StoredEvent {
+            position: self.global_position,
+            transaction_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            version: self.sequence as u64,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            metadata: EventMetadata::from_json(&self.metadata),
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// Runs `sql` (selecting [`Store::log_columns`] from `events`), decodes its rows and opens
+/// their personal fields ([`crate::personal::open_events`]) through the same executor: a writer
+/// holding SQLite's write lock reads keys through its own connection too.
+async fn fetch_events<'a>(
+    sql: &Sql,
+    on: impl Into<Executor<'a>>,
 ) -> Result<Vec<StoredEvent>, ReadError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM events WHERE global_position > ? ORDER BY global_position LIMIT ?"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(checkpoint.position)
-        .bind(i64::from(limit.max(1)))
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut events = rows.iter().map(decode_row).collect::<Result<Vec<_>, _>>()?;
-    crate::personal::open_events(conn, &mut events).await?;
+    let mut on = on.into();
+    let rows: Vec<EventRow> = sql.fetch_all(on.reborrow()).await?;
+    let mut events = rows
+        .into_iter()
+        .map(EventRow::into_event)
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::personal::open_events(on, &mut events).await?;
     Ok(events)
 }
 
+/// [`Store::read_after`] on SQLite through `on` — also a connection inside a transaction: a
+/// writer holding SQLite's (database-wide) write lock must read through its own connection,
+/// since every other pooled connection may be waiting for that lock. SQLite has one writer at a
+/// time, so the position alone is commit-safe there.
+pub async fn read_after_sqlite<'a>(
+    on: impl Into<Executor<'a>>,
+    checkpoint: Checkpoint,
+    limit: u32,
+) -> Result<Vec<StoredEvent>, ReadError> {
+    let sql = Sql::new(format!(
+        "SELECT {SQLITE_COLUMNS} FROM events WHERE global_position > $1 \
+          ORDER BY global_position LIMIT $2"
+    ))
+    .arg(checkpoint.position)
+    .arg(i64::from(limit.max(1)));
+    fetch_events(&sql, on).await
+}
+
+/// The columns of [`EventRow`] on SQLite (which has no transaction ids).
+const SQLITE_COLUMNS: &str = "global_position, '0' AS transaction_id_text, aggregate_type, \
+     aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
+/// The columns of [`EventRow`] on PostgreSQL. The `xid8` is read as text (sqlx has no xid8
+/// type) under another name: an `ORDER BY transaction_id` must sort the xid8 column, not its
+/// text (where "100000" < "99999").
+const PG_COLUMNS: &str = "global_position, transaction_id::text AS transaction_id_text, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
+     recorded_at";
+
 impl Store {
+    /// The column list every `SELECT … FROM events` of this module reads into [`EventRow`]: the
+    /// transaction id exists only on PostgreSQL (part of the commit-safe reader).
+    fn log_columns(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => PG_COLUMNS,
+            Store::Sqlite(_) => SQLITE_COLUMNS,
+        }
+    }
+
+    /// An `events` row's transaction id as text (`'0'` on SQLite, which has none).
+    fn transaction_id_text(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "transaction_id::text",
+            Store::Sqlite(_) => "'0'",
+        }
+    }
+
     /// Up to `limit` events after `checkpoint`, in commit-safe order: every committed event is
     /// returned exactly once over successive calls that pass the last event's checkpoint.
     #[tracing::instrument(skip(self), level = "debug")]
@@ -170,38 +209,21 @@ impl Store {
         checkpoint: Checkpoint,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, ReadError> {
-        let mut events = self.read_after_sealed(checkpoint, limit).await?;
-        crate::personal::open_events(self, &mut events).await?;
-        Ok(events)
-    }
-
-    /// [`read_after`](Self::read_after) before personal fields are opened (SQLite opens them
-    /// already, through the reading connection).
-    async fn read_after_sealed(
-        &self,
-        checkpoint: Checkpoint,
-        limit: u32,
-    ) -> Result<Vec<StoredEvent>, ReadError> {
-        let limit = i64::from(limit.max(1));
         match self {
-            Store::Postgres(pool) => {
-                let sql = format!(
+            // The commit-safe reader: only transactions older than every running one.
+            Store::Postgres(_) => {
+                let sql = Sql::new(format!(
                     "SELECT {PG_COLUMNS} FROM events \
                       WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
                         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
                       ORDER BY events.transaction_id, global_position LIMIT $3"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(checkpoint.transaction_id.to_string())
-                    .bind(checkpoint.position)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+                ))
+                .arg(checkpoint.transaction_id.to_string())
+                .arg(checkpoint.position)
+                .arg(i64::from(limit.max(1)));
+                fetch_events(&sql, self).await
             }
-            Store::Sqlite(pool) => {
-                read_after_sqlite(&mut *pool.acquire().await?, checkpoint, limit as u32).await
-            }
+            Store::Sqlite(_) => read_after_sqlite(self, checkpoint, limit).await,
         }
     }
 
@@ -222,27 +244,25 @@ impl Store {
         if position <= 0 {
             return Ok(Checkpoint::START);
         }
-        match self {
-            Store::Postgres(pool) => {
-                let xid: Option<String> = sqlx::query_scalar(
-                    "SELECT transaction_id::text FROM events WHERE global_position = $1",
-                )
-                .bind(position)
-                .fetch_optional(pool)
-                .await?;
-                Ok(match xid.and_then(|x| x.parse().ok()) {
-                    Some(transaction_id) => Checkpoint {
-                        transaction_id,
-                        position,
-                    },
-                    None => Checkpoint::START,
-                })
-            }
-            Store::Sqlite(_) => Ok(Checkpoint {
+        let xid: Option<(String,)> = Sql::new(format!(
+            "SELECT {} FROM events WHERE global_position = $1",
+            self.transaction_id_text()
+        ))
+        .arg(position)
+        .fetch_optional(self)
+        .await?;
+        Ok(match (self, xid.and_then(|(x,)| x.parse().ok())) {
+            (_, Some(transaction_id)) => Checkpoint {
+                transaction_id,
+                position,
+            },
+            // SQLite: a position alone is a checkpoint (there are no transaction ids).
+            (Store::Sqlite(_), None) => Checkpoint {
                 transaction_id: 0,
                 position,
-            }),
-        }
+            },
+            (Store::Postgres(_), None) => Checkpoint::START,
+        })
     }
 
     /// Every event of one business flow — those carrying `correlation_id`, plus every event of
@@ -254,58 +274,26 @@ impl Store {
         correlation_id: &str,
         also: Option<(&str, &str)>,
     ) -> Result<Vec<StoredEvent>, ReadError> {
-        let mut events = self.correlated_sealed(correlation_id, also).await?;
-        crate::personal::open_events(self, &mut events).await?;
-        Ok(events)
-    }
-
-    async fn correlated_sealed(
-        &self,
-        correlation_id: &str,
-        also: Option<(&str, &str)>,
-    ) -> Result<Vec<StoredEvent>, ReadError> {
         let (also_type, also_id) = also.unwrap_or(("", ""));
-        match self {
-            Store::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT {PG_COLUMNS} FROM events \
-                      WHERE metadata ->> 'correlation_id' = $1 \
-                         OR (aggregate_type = $2 AND aggregate_id = $3) \
-                      ORDER BY global_position"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(correlation_id)
-                    .bind(also_type)
-                    .bind(also_id)
-                    .fetch_all(pool)
-                    .await?;
-                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
-            }
-            Store::Sqlite(pool) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events \
-                      WHERE json_extract(metadata, '$.correlation_id') = ? \
-                         OR (aggregate_type = ? AND aggregate_id = ?) \
-                      ORDER BY global_position"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(correlation_id)
-                    .bind(also_type)
-                    .bind(also_id)
-                    .fetch_all(pool)
-                    .await?;
-                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
-            }
-        }
+        let sql = Sql::new(format!(
+            "SELECT {} FROM events \
+              WHERE {} = $1 OR (aggregate_type = $2 AND aggregate_id = $3) \
+              ORDER BY global_position",
+            self.log_columns(),
+            self.json_text("metadata", "correlation_id"),
+        ))
+        .arg(correlation_id)
+        .arg(also_type)
+        .arg(also_id);
+        fetch_events(&sql, self).await
     }
 
     /// The newest global position (0 for an empty log).
     pub async fn head_position(&self) -> Result<i64, ReadError> {
-        let sql = "SELECT COALESCE(MAX(global_position), 0) FROM events";
-        Ok(match self {
-            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-        })
+        let (head,): (i64,) = Sql::new("SELECT COALESCE(MAX(global_position), 0) FROM events")
+            .fetch_one(self)
+            .await?;
+        Ok(head)
     }
 
     /// The events of one aggregate after version `after`, up to `bound`, in version order.
@@ -316,69 +304,25 @@ impl Store {
         after: u64,
         bound: Bound,
     ) -> Result<Vec<StoredEvent>, ReadError> {
-        let mut events = self
-            .aggregate_events_sealed(aggregate_type, aggregate_id, after, bound)
-            .await?;
-        crate::personal::open_events(self, &mut events).await?;
-        Ok(events)
-    }
-
-    async fn aggregate_events_sealed(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        after: u64,
-        bound: Bound,
-    ) -> Result<Vec<StoredEvent>, ReadError> {
-        let after = after as i64;
-        match self {
-            Store::Postgres(pool) => {
-                let (filter, value) = match bound {
-                    Bound::Latest => ("", None),
-                    Bound::Version(v) => (" AND sequence <= $4", Some(BoundValue::Int(v as i64))),
-                    Bound::Time(t) => (" AND recorded_at <= $4", Some(BoundValue::Time(t))),
-                };
-                let sql = format!(
-                    "SELECT {PG_COLUMNS} FROM events \
-                      WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3{filter} \
-                      ORDER BY sequence"
-                );
-                let query = sqlx::query(&sql)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .bind(after);
-                let query = match value {
-                    None => query,
-                    Some(BoundValue::Int(v)) => query.bind(v),
-                    Some(BoundValue::Time(t)) => query.bind(t),
-                };
-                let rows = query.fetch_all(pool).await?;
-                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+        let mut sql = Sql::new(format!(
+            "SELECT {} FROM events \
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3",
+            self.log_columns()
+        ))
+        .arg(aggregate_type)
+        .arg(aggregate_id)
+        .arg(after as i64);
+        match bound {
+            Bound::Latest => {}
+            Bound::Version(v) => {
+                sql.push(" AND sequence <= ").bind(v as i64);
             }
-            Store::Sqlite(pool) => {
-                let (filter, value) = match bound {
-                    Bound::Latest => ("", None),
-                    Bound::Version(v) => (" AND sequence <= ?", Some(BoundValue::Int(v as i64))),
-                    Bound::Time(t) => (" AND recorded_at <= ?", Some(BoundValue::Time(t))),
-                };
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events \
-                      WHERE aggregate_type = ? AND aggregate_id = ? AND sequence > ?{filter} \
-                      ORDER BY sequence"
-                );
-                let query = sqlx::query(&sql)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .bind(after);
-                let query = match value {
-                    None => query,
-                    Some(BoundValue::Int(v)) => query.bind(v),
-                    Some(BoundValue::Time(t)) => query.bind(sqlite_time(t)),
-                };
-                let rows = query.fetch_all(pool).await?;
-                Ok(rows.iter().map(decode_row).collect::<Result<_, _>>()?)
+            Bound::Time(t) => {
+                sql.push(" AND recorded_at <= ").bind(Arg::LogTime(Some(t)));
             }
         }
+        sql.push(" ORDER BY sequence");
+        fetch_events(&sql, self).await
     }
 }
 
@@ -393,20 +337,6 @@ pub(crate) enum Bound {
     Time(DateTime<Utc>),
 }
 
-enum BoundValue {
-    Int(i64),
-    Time(DateTime<Utc>),
-}
-
-/// A time in the exact text form SQLite stores `recorded_at` in (millisecond precision, `Z`),
-/// so that text comparison is time comparison.
-pub(crate) fn sqlite_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
-/// A time in the fixed-width text form the SQLite read-model tables use (microseconds, `Z`), so
-/// that text comparison is time comparison. Written by the projectors and bound by the query API:
-/// one definition keeps writer and readers in step.
-pub fn sqlite_read_model_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
+/// A time in the fixed-width text form the SQLite read-model tables use (microseconds, `Z`):
+/// [`crate::sql::sqlite_time`] under the name its older callers use.
+pub use crate::sql::sqlite_time as sqlite_read_model_time;

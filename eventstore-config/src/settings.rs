@@ -151,34 +151,6 @@ impl Settings {
             .merge(Env::prefixed("EVENTSHOP_").only(SETTING_KEYS))
             .merge(Env::raw().only(&["database_url"]))
     }
-
-    /// The store kind `database_url` selects.
-    pub fn store_kind(&self) -> Result<StoreKind, crate::store::StoreError> {
-        StoreKind::from_url(&self.database_url)
-    }
-}
-
-/// Which event store a database URL selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    /// PostgreSQL through postgres-es.
-    Postgres,
-    /// SQLite through sqlite-es.
-    Sqlite,
-}
-
-impl StoreKind {
-    /// Picks the store by the URL's scheme.
-    pub fn from_url(url: &str) -> Result<Self, crate::store::StoreError> {
-        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
-        match scheme {
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            "sqlite" => Ok(Self::Sqlite),
-            _ => Err(crate::store::StoreError::UnsupportedScheme(
-                scheme.to_string(),
-            )),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -186,17 +158,6 @@ impl StoreKind {
 mod tests {
     use super::*;
     use figment::Jail;
-
-    #[test]
-    fn with_nothing_configured_the_sqlite_default_is_used() {
-        Jail::expect_with(|jail| {
-            jail.clear_env();
-            let settings: Settings = Settings::figment(Some("eventshop.toml".into())).extract()?;
-            assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
-            assert_eq!(settings.store_kind().unwrap(), StoreKind::Sqlite);
-            Ok(())
-        });
-    }
 
     #[test]
     fn database_url_wins_over_the_file_and_the_prefixed_variable() {
@@ -213,12 +174,6 @@ mod tests {
             assert_eq!(settings.snapshot_every, 7);
             Ok(())
         });
-    }
-
-    #[test]
-    fn an_unknown_scheme_is_refused() {
-        let err = StoreKind::from_url("mysql://localhost/db").unwrap_err();
-        assert!(matches!(err, crate::store::StoreError::UnsupportedScheme(s) if s == "mysql"));
     }
 
     #[test]

@@ -116,6 +116,11 @@ macro_rules! on_either {
                 let $args = $sql.sqlite_args()?;
                 $body
             }
+            Executor::PgConnection(conn) => {
+                let $exec = conn;
+                let $args = $sql.postgres_args()?;
+                $body
+            }
             Executor::SqliteConnection(conn) => {
                 let $exec = conn;
                 let $args = $sql.sqlite_args()?;
@@ -131,26 +136,52 @@ pub enum Executor<'a> {
     Pool(&'a Store),
     /// The open transaction.
     Tx(&'a mut Tx),
-    /// A SQLite connection held by the caller (e.g. one holding the write lock in its own
-    /// transaction, through which every read must go).
+    /// A PostgreSQL connection held by someone else (a transaction of another type, a
+    /// dedicated session).
+    PgConnection(&'a mut sqlx::PgConnection),
+    /// A SQLite connection held by someone else.
     SqliteConnection(&'a mut sqlx::SqliteConnection),
+}
+
+impl Executor<'_> {
+    /// The same executor for one more statement (a transaction stays the same transaction).
+    pub fn reborrow(&mut self) -> Executor<'_> {
+        match self {
+            Executor::Pool(store) => Executor::Pool(store),
+            Executor::Tx(tx) => Executor::Tx(tx),
+            Executor::PgConnection(conn) => Executor::PgConnection(conn),
+            Executor::SqliteConnection(conn) => Executor::SqliteConnection(conn),
+        }
+    }
+}
+
+impl<'b> From<&'b mut Executor<'_>> for Executor<'b> {
+    fn from(executor: &'b mut Executor<'_>) -> Self {
+        executor.reborrow()
+    }
+}
+
+impl<'a> From<&'a mut sqlx::Transaction<'static, sqlx::Postgres>> for Executor<'a> {
+    fn from(tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>) -> Self {
+        Executor::PgConnection(tx)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::Transaction<'static, sqlx::Sqlite>> for Executor<'a> {
+    fn from(tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Self {
+        Executor::SqliteConnection(tx)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::PgConnection> for Executor<'a> {
+    fn from(conn: &'a mut sqlx::PgConnection) -> Self {
+        Executor::PgConnection(conn)
+    }
 }
 
 impl<'a> From<&'a mut sqlx::SqliteConnection> for Executor<'a> {
     fn from(conn: &'a mut sqlx::SqliteConnection) -> Self {
         Executor::SqliteConnection(conn)
-    }
-}
-
-impl Executor<'_> {
-    /// The same executor for one more statement (a pool, transaction or connection can run
-    /// several in turn).
-    pub fn reborrow(&mut self) -> Executor<'_> {
-        match self {
-            Executor::Pool(store) => Executor::Pool(store),
-            Executor::Tx(tx) => Executor::Tx(tx),
-            Executor::SqliteConnection(conn) => Executor::SqliteConnection(conn),
-        }
     }
 }
 
@@ -384,6 +415,17 @@ impl Tx {
 }
 
 impl Store {
+    /// The SQL expression for the text of JSON field `field` of `column`, written as each store's
+    /// expression indexes are (`column ->> 'field'` on PostgreSQL, `json_extract(column,
+    /// '$.field')` on SQLite), so that a look-up by it uses the index. `column` and `field` are
+    /// identifiers of the code, never user input.
+    pub fn json_text(&self, column: &str, field: &str) -> String {
+        match self {
+            Store::Postgres(_) => format!("({column} ->> '{field}')"),
+            Store::Sqlite(_) => format!("json_extract({column}, '$.{field}')"),
+        }
+    }
+
     /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
     /// a transaction that reads and then writes cannot fail half-way on a busy database.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Connection;
 
-use crate::settings::{Settings, StoreKind};
+use crate::settings::Settings;
 
 /// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
 pub const CHECK_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(1);
@@ -54,6 +54,34 @@ pub enum StoreError {
         /// The migrator's error.
         source: sqlx::migrate::MigrateError,
     },
+}
+
+/// Which event store a database URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// PostgreSQL through postgres-es.
+    Postgres,
+    /// SQLite through sqlite-es.
+    Sqlite,
+}
+
+impl StoreKind {
+    /// Picks the store by the URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme {
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "sqlite" => Ok(Self::Sqlite),
+            _ => Err(StoreError::UnsupportedScheme(scheme.to_string())),
+        }
+    }
+}
+
+impl Settings {
+    /// The store kind `database_url` selects.
+    pub fn store_kind(&self) -> Result<StoreKind, StoreError> {
+        StoreKind::from_url(&self.database_url)
+    }
 }
 
 /// A connected event store: the pool of the selected database.
@@ -199,6 +227,14 @@ impl Store {
         }
     }
 
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        match self {
+            Self::Postgres(pool) => pool.options().get_max_connections(),
+            Self::Sqlite(pool) => pool.options().get_max_connections(),
+        }
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         match self {
@@ -238,8 +274,28 @@ pub fn redact(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design
 mod tests {
-    use super::redact;
+    use super::*;
+    use crate::settings::DEFAULT_DATABASE_URL;
+    use figment::Jail;
+
+    #[test]
+    fn with_nothing_configured_the_sqlite_default_is_used() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let settings: Settings = Settings::figment(Some("eventshop.toml".into())).extract()?;
+            assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+            assert_eq!(settings.store_kind().unwrap(), StoreKind::Sqlite);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_refused() {
+        let err = StoreKind::from_url("mysql://localhost/db").unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedScheme(s) if s == "mysql"));
+    }
 
     #[test]
     fn a_password_in_the_url_is_not_shown() {

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde_json::Value;
 
-use crate::log::{sqlite_time, Bound, ReadError};
+use crate::log::{Bound, ReadError};
+use crate::sql::{Arg, Sql};
 use crate::store::Store;
 
 /// An aggregate's state at some version.
@@ -124,46 +125,25 @@ impl Store {
         bound: Bound,
     ) -> Result<Option<Snapshot>, ReadError> {
         type SnapshotRow = (i64, Value, DateTime<Utc>);
-        let row: Option<SnapshotRow> = match self {
-            Store::Postgres(pool) => {
-                let filter = match bound {
-                    Bound::Latest => "",
-                    Bound::Version(_) => " AND version <= $3",
-                    Bound::Time(_) => " AND last_recorded_at <= $3",
-                };
-                let sql = format!(
-                    "SELECT version, payload, last_recorded_at FROM aggregate_snapshots \
-                      WHERE aggregate_type = $1 AND aggregate_id = $2{filter} \
-                      ORDER BY version DESC LIMIT 1"
-                );
-                let query = sqlx::query_as(&sql).bind(aggregate_type).bind(id);
-                let query = match bound {
-                    Bound::Latest => query,
-                    Bound::Version(v) => query.bind(v as i64),
-                    Bound::Time(t) => query.bind(t),
-                };
-                query.fetch_optional(pool).await?
+        let mut sql = Sql::new(
+            "SELECT version, payload, last_recorded_at FROM aggregate_snapshots \
+              WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .arg(aggregate_type)
+        .arg(id);
+        match bound {
+            Bound::Latest => {}
+            Bound::Version(v) => {
+                sql.push(" AND version <= ").bind(v as i64);
             }
-            Store::Sqlite(pool) => {
-                let filter = match bound {
-                    Bound::Latest => "",
-                    Bound::Version(_) => " AND version <= ?",
-                    Bound::Time(_) => " AND last_recorded_at <= ?",
-                };
-                let sql = format!(
-                    "SELECT version, payload, last_recorded_at FROM aggregate_snapshots \
-                      WHERE aggregate_type = ? AND aggregate_id = ?{filter} \
-                      ORDER BY version DESC LIMIT 1"
-                );
-                let query = sqlx::query_as(&sql).bind(aggregate_type).bind(id);
-                let query = match bound {
-                    Bound::Latest => query,
-                    Bound::Version(v) => query.bind(v as i64),
-                    Bound::Time(t) => query.bind(sqlite_time(t)),
-                };
-                query.fetch_optional(pool).await?
+            // Snapshots keep the time of their last event in `recorded_at`'s form.
+            Bound::Time(t) => {
+                sql.push(" AND last_recorded_at <= ")
+                    .bind(Arg::LogTime(Some(t)));
             }
-        };
+        }
+        sql.push(" ORDER BY version DESC LIMIT 1");
+        let row: Option<SnapshotRow> = sql.fetch_optional(self).await?;
         Ok(row.map(|(version, payload, last_recorded_at)| Snapshot {
             version: version as u64,
             payload,
@@ -201,37 +181,18 @@ impl Store {
     ) -> Result<(), ReadError> {
         let mut sealed = payload.clone();
         crate::personal::seal_snapshot(self, aggregate_type, id, &mut sealed).await?;
-        let payload = &sealed;
-        match self {
-            Store::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO aggregate_snapshots \
-                       (aggregate_type, aggregate_id, version, payload, last_recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(aggregate_type)
-                .bind(id)
-                .bind(version as i64)
-                .bind(payload)
-                .bind(last_recorded_at)
-                .execute(pool)
-                .await?;
-            }
-            Store::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO aggregate_snapshots \
-                       (aggregate_type, aggregate_id, version, payload, last_recorded_at) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                )
-                .bind(aggregate_type)
-                .bind(id)
-                .bind(version as i64)
-                .bind(payload)
-                .bind(sqlite_time(last_recorded_at))
-                .execute(pool)
-                .await?;
-            }
-        }
+        Sql::new(
+            "INSERT INTO aggregate_snapshots \
+               (aggregate_type, aggregate_id, version, payload, last_recorded_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .arg(aggregate_type)
+        .arg(id)
+        .arg(version as i64)
+        .arg(sealed)
+        .log_time(last_recorded_at)
+        .execute(self)
+        .await?;
         Ok(())
     }
 }

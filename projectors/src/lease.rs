@@ -1,17 +1,22 @@
-//! Ownership of a projection by one worker at a time. PostgreSQL: a session advisory lock held
-//! on a dedicated connection (freed by the server when the process dies). SQLite: a lease
-//! (owner, expires_at) in `projection_status`, renewed every second and taken over once it has
-//! expired ([`LEASE_TTL`]). Safety does not rest on the lease alone: every batch compares and
-//! sets the checkpoint under a row lock, so even two writers could not apply an event twice.
+//! Ownership of a named job (a projection, the saga, the deadline worker, the relay) by one
+//! worker at a time, written once for all of them: [`Lease::wait`] acquires (retrying),
+//! [`Lease::keep`] renews when due, [`Lease::release`] gives the job up.
+//!
+//! PostgreSQL: a session advisory lock held on a dedicated connection (freed by the server when
+//! the process dies). SQLite: a lease (owner, expires_at) in `projection_status`, renewed every
+//! second and taken over once it has expired ([`LEASE_TTL`]). Safety does not rest on the lease
+//! alone: every batch compares and sets the checkpoint under a row lock, so even two writers
+//! could not apply an event twice.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use eventstore_config::Store;
+use eventstore_config::{Sql, Store};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
+use tokio::sync::watch;
 
-use crate::sql::sqlite_time;
+use crate::progress;
 
 /// How long a SQLite lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
@@ -32,159 +37,154 @@ pub fn advisory_key(name: &str) -> i32 {
 }
 
 /// A held lease.
-pub enum Lease {
-    /// The connection holding the advisory lock.
-    Postgres {
-        /// Projection name.
-        name: String,
-        /// This worker.
-        owner: String,
-        /// The lock's session.
-        conn: PgConnection,
-    },
-    /// The lease row's owner.
-    Sqlite {
-        /// Projection name.
-        name: String,
-        /// This worker.
-        owner: String,
-    },
+pub struct Lease {
+    /// The job's name.
+    name: String,
+    /// This worker.
+    owner: String,
+    /// When it was last renewed (or acquired).
+    renewed: Instant,
+    /// What holds it.
+    hold: Hold,
 }
 
-/// Tries to become the owner of projection `name`. `Ok(None)`: another worker owns it.
+/// What holds a lease on each store.
+enum Hold {
+    /// The session holding the advisory lock.
+    Postgres(PgConnection),
+    /// The lease row (renewed by time).
+    Sqlite,
+}
+
+/// Tries to become the owner of job `name`. `Ok(None)`: another worker owns it.
 pub async fn try_acquire(
     store: &Store,
     name: &str,
     owner: &str,
 ) -> Result<Option<Lease>, sqlx::Error> {
-    match store {
+    let now = Utc::now();
+    let hold = match store {
         Store::Postgres(pool) => {
             let options: PgConnectOptions = pool.connect_options().as_ref().clone();
             let options = options.application_name(&format!("eventshop lease {name}"));
             let mut conn = options.connect().await?;
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-                .bind(ADVISORY_CLASS)
-                .bind(advisory_key(name))
+            let (got,): (bool,) = Sql::new("SELECT pg_try_advisory_lock($1::int4, $2::int4)")
+                .arg(ADVISORY_CLASS)
+                .arg(advisory_key(name))
                 .fetch_one(&mut conn)
                 .await?;
             if !got {
                 conn.close().await.ok();
                 return Ok(None);
             }
-            sqlx::query(
-                "INSERT INTO projection_status (name, owner, updated_at) VALUES ($1, $2, now()) \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, updated_at = now()",
-            )
-            .bind(name)
-            .bind(owner)
-            .execute(pool)
-            .await?;
-            Ok(Some(Lease::Postgres {
-                name: name.to_string(),
-                owner: owner.to_string(),
-                conn,
-            }))
+            progress::record_owner(store, name, owner, now).await?;
+            Hold::Postgres(conn)
         }
-        Store::Sqlite(pool) => {
-            let now = Utc::now();
-            let expires = now + chrono::Duration::from_std(LEASE_TTL).unwrap_or_default();
-            let done = sqlx::query(
-                "INSERT INTO projection_status (name, owner, lease_expires_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE \
-                 SET owner = excluded.owner, lease_expires_at = excluded.lease_expires_at, \
-                     updated_at = excluded.updated_at \
-                 WHERE projection_status.owner IS NULL OR projection_status.owner = ?2 \
-                    OR projection_status.lease_expires_at IS NULL \
-                    OR projection_status.lease_expires_at < ?4",
-            )
-            .bind(name)
-            .bind(owner)
-            .bind(sqlite_time(expires))
-            .bind(sqlite_time(now))
-            .execute(pool)
-            .await?;
-            Ok((done.rows_affected() == 1).then(|| Lease::Sqlite {
-                name: name.to_string(),
-                owner: owner.to_string(),
-            }))
+        Store::Sqlite(_) => {
+            if !progress::take_lease(store, name, owner, now, expires_after(now)).await? {
+                return Ok(None);
+            }
+            Hold::Sqlite
         }
-    }
+    };
+    Ok(Some(Lease {
+        name: name.to_string(),
+        owner: owner.to_string(),
+        renewed: Instant::now(),
+        hold,
+    }))
+}
+
+fn expires_after(now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    now + chrono::Duration::from_std(LEASE_TTL).unwrap_or_default()
 }
 
 impl Lease {
-    /// Renews the lease; `Ok(false)` if it was lost (connection gone, or taken over).
-    pub async fn renew(&mut self, store: &Store) -> Result<bool, sqlx::Error> {
-        match (self, store) {
-            (Lease::Postgres { conn, .. }, _) => Ok(conn.ping().await.is_ok()),
-            (Lease::Sqlite { name, owner }, Store::Sqlite(pool)) => {
-                let expires =
-                    Utc::now() + chrono::Duration::from_std(LEASE_TTL).unwrap_or_default();
-                let done = sqlx::query(
-                    "UPDATE projection_status SET lease_expires_at = ? WHERE name = ? AND owner = ?",
-                )
-                .bind(sqlite_time(expires))
-                .bind(name.as_str())
-                .bind(owner.as_str())
-                .execute(pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
+    /// Waits until this worker owns job `name` (trying every [`RENEW_EVERY`]); `None` once
+    /// `shutdown` is set.
+    pub async fn wait(
+        store: &Store,
+        name: &str,
+        owner: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Lease> {
+        loop {
+            if *shutdown.borrow() {
+                return None;
             }
-            (Lease::Sqlite { .. }, Store::Postgres(_)) => Ok(false),
+            match try_acquire(store, name, owner).await {
+                Ok(Some(lease)) => {
+                    tracing::info!(job = name, owner, "lease acquired");
+                    return Some(lease);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(job = name, %error, "lease attempt failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RENEW_EVERY) => {}
+                _ = shutdown.changed() => {}
+            }
         }
     }
 
-    /// Gives the projection up.
+    /// Renews the lease if [`RENEW_EVERY`] has passed since the last renewal; `false` if it
+    /// was lost (connection gone, taken over, or the renewal failed).
+    pub async fn keep(&mut self, store: &Store) -> bool {
+        if self.renewed.elapsed() < RENEW_EVERY {
+            return true;
+        }
+        let kept = self.renew(store).await.unwrap_or(false);
+        if !kept {
+            tracing::warn!(job = %self.name, "lease lost");
+        }
+        kept
+    }
+
+    /// How long until the next renewal is due (zero: now).
+    pub fn renew_in(&self) -> Duration {
+        RENEW_EVERY.saturating_sub(self.renewed.elapsed())
+    }
+
+    /// Renews the lease now; `Ok(false)` if it was lost (connection gone, or taken over).
+    pub async fn renew(&mut self, store: &Store) -> Result<bool, sqlx::Error> {
+        let kept = match &mut self.hold {
+            Hold::Postgres(conn) => conn.ping().await.is_ok(),
+            Hold::Sqlite => {
+                progress::extend_lease(store, &self.name, &self.owner, expires_after(Utc::now()))
+                    .await?
+            }
+        };
+        if kept {
+            self.renewed = Instant::now();
+        }
+        Ok(kept)
+    }
+
+    /// Gives the job up.
     pub async fn release(self, store: &Store) {
-        match (self, store) {
-            (Lease::Postgres { name, owner, conn }, Store::Postgres(pool)) => {
-                let _ = sqlx::query(
-                    "UPDATE projection_status SET owner = NULL WHERE name = $1 AND owner = $2",
-                )
-                .bind(name)
-                .bind(owner)
-                .execute(pool)
-                .await;
-                conn.close().await.ok();
-            }
-            (Lease::Sqlite { name, owner }, Store::Sqlite(pool)) => {
-                let _ = sqlx::query(
-                    "UPDATE projection_status SET owner = NULL, lease_expires_at = NULL \
-                      WHERE name = ? AND owner = ?",
-                )
-                .bind(name)
-                .bind(owner)
-                .execute(pool)
-                .await;
-            }
-            _ => {}
+        let _ = progress::clear_owner(store, &self.name, &self.owner).await;
+        if let Hold::Postgres(conn) = self.hold {
+            conn.close().await.ok();
         }
     }
 }
 
-/// Whether some worker currently owns projection `name`.
+/// Whether some worker currently owns job `name`.
 pub async fn is_held(store: &Store, name: &str) -> Result<bool, sqlx::Error> {
     match store {
-        Store::Postgres(pool) => {
-            sqlx::query_scalar(
+        Store::Postgres(_) => {
+            let (held,): (bool,) = Sql::new(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                    AND classid = $1::int8::oid AND objid = $2::int8::oid AND objsubid = 2)",
             )
-            .bind(i64::from(ADVISORY_CLASS))
-            .bind(i64::from(advisory_key(name)))
-            .fetch_one(pool)
-            .await
+            .arg(i64::from(ADVISORY_CLASS))
+            .arg(i64::from(advisory_key(name)))
+            .fetch_one(store)
+            .await?;
+            Ok(held)
         }
-        Store::Sqlite(pool) => {
-            sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM projection_status WHERE name = ? \
-                   AND owner IS NOT NULL AND lease_expires_at >= ?)",
-            )
-            .bind(name)
-            .bind(sqlite_time(Utc::now()))
-            .fetch_one(pool)
-            .await
-        }
+        Store::Sqlite(_) => progress::lease_alive(store, name, Utc::now()).await,
     }
 }
 

@@ -8,11 +8,13 @@
 //!   [`model::Plan`], checkpoint rows.
 //! * [`runner`]: workers, wake-up (LISTEN/NOTIFY + polling), retries and dead letters;
 //!   [`run_all`] starts every projection.
-//! * [`lease`], [`rebuild`], [`status`].
+//! * [`lease`] (the one lease helper), [`progress`] (the `projection_status` and
+//!   `projection_dead_letters` rows), [`rebuild`], [`status`].
 #![forbid(unsafe_code)]
 
 mod bulk;
 pub mod lease;
+pub mod progress;
 pub mod rebuild;
 pub mod runner;
 pub mod saga;

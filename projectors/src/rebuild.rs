@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eventstore_config::{Checkpoint, Store, StoredEvent};
+use eventstore_config::{Checkpoint, Sql, Store, StoredEvent};
 use indicatif::ProgressBar;
 use sqlx::Row;
 use tokio::sync::mpsc;
 
 use crate::bulk;
 use crate::model::{Projection, TableDef};
-use crate::runner::set_state;
+use crate::progress::set_state;
 use crate::sql::{BatchError, Tx};
 
 /// The table-name suffix of rebuild copies.
@@ -249,10 +249,12 @@ async fn swap(
     tx.lock_checkpoint(name).await?;
     let mut cp = tx.lock_checkpoint(&rebuild_name).await?;
     loop {
-        let events = match &mut tx {
-            Tx::Pg(_) => store.read_after(cp, batch).await?,
+        let events = match store {
+            Store::Postgres(_) => store.read_after(cp, batch).await?,
             // Holding SQLite's write lock: read through the same connection.
-            Tx::Sqlite(t) => eventstore_config::log::read_after_sqlite(t, cp, batch).await?,
+            Store::Sqlite(_) => {
+                eventstore_config::log::read_after_sqlite(&mut tx, cp, batch).await?
+            }
         };
         let Some(last) = events.last() else { break };
         tx.apply(projection, &events, SUFFIX)
@@ -265,20 +267,10 @@ async fn swap(
         swap_table(&mut tx, table).await?;
     }
     tx.write_checkpoint(name, cp).await?;
-    match &mut tx {
-        Tx::Pg(t) => {
-            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
-                .bind(&rebuild_name)
-                .execute(&mut **t)
-                .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?")
-                .bind(&rebuild_name)
-                .execute(&mut **t)
-                .await?;
-        }
-    }
+    Sql::new("DELETE FROM projection_checkpoints WHERE name = $1")
+        .arg(&rebuild_name)
+        .execute(&mut tx)
+        .await?;
     tx.commit().await?;
     set_state(store, name, projection.version(), "idle", None).await?;
     tracing::info!(

@@ -9,18 +9,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use eventstore_config::{Checkpoint, Settings, Store, StoredEvent};
-use sqlx::postgres::PgListener;
+use eventstore_config::notify::Wake;
+use eventstore_config::{Checkpoint, Settings, Sql, Store, StoredEvent};
 use tokio::sync::watch;
 
-use crate::lease::{self, RENEW_EVERY};
+use crate::lease::{self, Lease, RENEW_EVERY};
 use crate::model::{FoldError, Projection};
+use crate::progress;
 use crate::read_models;
-use crate::sql::{self, sqlite_time, BatchError, Tx};
-
-/// The PostgreSQL notification channel the `events` trigger signals.
-pub const CHANNEL: &str = "eventshop_events";
+use crate::sql::{self, BatchError, Tx};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -52,9 +49,9 @@ impl RunnerOptions {
     }
 }
 
-/// What one step did.
+/// What applying one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum Batch {
     /// Applied this many events and advanced the checkpoint to the given one.
     Applied(usize, Checkpoint),
     /// Nothing new to read.
@@ -64,18 +61,18 @@ pub enum Step {
 }
 
 /// Reads the next batch after `cp` and applies it with the checkpoint in one transaction.
-pub async fn step(
+pub async fn apply_next_batch(
     store: &Store,
     projection: &dyn Projection,
     cp: Checkpoint,
     batch: u32,
-) -> Result<Step, BatchError> {
+) -> Result<Batch, BatchError> {
     let events = store.read_after(cp, batch).await.map_err(|e| match e {
         eventstore_config::ReadError::Database(e) => BatchError::Database(e),
         other => BatchError::Database(sqlx::Error::Protocol(other.to_string())),
     })?;
     if events.is_empty() {
-        return Ok(Step::Idle);
+        return Ok(Batch::Idle);
     }
     apply_events(store, projection, cp, &events).await
 }
@@ -86,15 +83,15 @@ pub async fn apply_events(
     projection: &dyn Projection,
     cp: Checkpoint,
     events: &[StoredEvent],
-) -> Result<Step, BatchError> {
+) -> Result<Batch, BatchError> {
     let Some(last) = events.last() else {
-        return Ok(Step::Idle);
+        return Ok(Batch::Idle);
     };
     let mut tx = Tx::begin(store).await?;
     let locked = tx.lock_checkpoint(projection.name()).await?;
     if locked != cp {
         tx.rollback().await.ok();
-        return Ok(Step::Moved(locked));
+        return Ok(Batch::Moved(locked));
     }
     if let Err(error) = tx.apply(projection, events, "").await {
         tx.rollback().await.ok();
@@ -103,7 +100,7 @@ pub async fn apply_events(
     tx.write_checkpoint(projection.name(), last.checkpoint())
         .await?;
     tx.commit().await?;
-    Ok(Step::Applied(events.len(), last.checkpoint()))
+    Ok(Batch::Applied(events.len(), last.checkpoint()))
 }
 
 /// Applies everything readable now to `projection`, without a lease (tests, tools). Returns the
@@ -116,13 +113,13 @@ pub async fn catch_up(
     let mut cp = sql::read_checkpoint(store, projection.name()).await?;
     let mut applied = 0u64;
     loop {
-        match step(store, projection, cp, batch).await? {
-            Step::Applied(n, next) => {
+        match apply_next_batch(store, projection, cp, batch).await? {
+            Batch::Applied(n, next) => {
                 applied += n as u64;
                 cp = next;
             }
-            Step::Moved(next) => cp = next,
-            Step::Idle => return Ok(applied),
+            Batch::Moved(next) => cp = next,
+            Batch::Idle => return Ok(applied),
         }
     }
 }
@@ -135,61 +132,21 @@ pub async fn has_applied_through(
 ) -> Result<bool, sqlx::Error> {
     let cp = sql::read_checkpoint(store, name).await?;
     match store {
-        Store::Postgres(pool) => {
-            sqlx::query_scalar(
+        // Commit-safe: a lower position may have committed after the checkpoint's.
+        Store::Postgres(_) => {
+            let (applied,): (bool,) = Sql::new(
                 "SELECT NOT EXISTS (SELECT 1 FROM events WHERE global_position <= $3 \
                    AND (transaction_id, global_position) > ($1::text::xid8, $2))",
             )
-            .bind(cp.transaction_id.to_string())
-            .bind(cp.position)
-            .bind(position)
-            .fetch_one(pool)
-            .await
+            .arg(cp.transaction_id.to_string())
+            .arg(cp.position)
+            .arg(position)
+            .fetch_one(store)
+            .await?;
+            Ok(applied)
         }
         Store::Sqlite(_) => Ok(cp.position >= position),
     }
-}
-
-/// Sets a projection's state (and error) in `projection_status`.
-pub async fn set_state(
-    store: &Store,
-    name: &str,
-    version: i32,
-    state: &str,
-    error: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    match store {
-        Store::Postgres(pool) => {
-            sqlx::query(
-                "INSERT INTO projection_status (name, version, state, last_error, updated_at) \
-                 VALUES ($1, $2, $3, $4, now()) ON CONFLICT (name) DO UPDATE \
-                 SET version = excluded.version, state = excluded.state, \
-                     last_error = excluded.last_error, updated_at = now()",
-            )
-            .bind(name)
-            .bind(version)
-            .bind(state)
-            .bind(error)
-            .execute(pool)
-            .await?;
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query(
-                "INSERT INTO projection_status (name, version, state, last_error, updated_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE \
-                 SET version = excluded.version, state = excluded.state, \
-                     last_error = excluded.last_error, updated_at = excluded.updated_at",
-            )
-            .bind(name)
-            .bind(version)
-            .bind(state)
-            .bind(error)
-            .bind(sqlite_time(Utc::now()))
-            .execute(pool)
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 async fn park(
@@ -199,41 +156,8 @@ async fn park(
     error: &str,
     attempts: u32,
 ) -> Result<(), sqlx::Error> {
-    let sql = match store {
-        Store::Postgres(_) => {
-            "INSERT INTO projection_dead_letters (projection, global_position, transaction_id, \
-               event_type, aggregate_type, aggregate_id, error, attempts) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (projection, global_position) \
-             DO UPDATE SET error = excluded.error, attempts = projection_dead_letters.attempts + excluded.attempts"
-        }
-        Store::Sqlite(_) => {
-            "INSERT INTO projection_dead_letters (projection, global_position, transaction_id, \
-               event_type, aggregate_type, aggregate_id, error, attempts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (projection, global_position) \
-             DO UPDATE SET error = excluded.error, attempts = projection_dead_letters.attempts + excluded.attempts"
-        }
-    };
-    macro_rules! run {
-        ($pool:expr) => {
-            sqlx::query(sql)
-                .bind(projection.name())
-                .bind(event.position)
-                .bind(event.transaction_id.to_string())
-                .bind(&event.event_type)
-                .bind(&event.aggregate_type)
-                .bind(&event.aggregate_id)
-                .bind(error)
-                .bind(attempts as i32)
-                .execute($pool)
-                .await
-                .map(drop)?
-        };
-    }
-    match store {
-        Store::Postgres(pool) => run!(pool),
-        Store::Sqlite(pool) => run!(pool),
-    };
-    set_state(
+    progress::park(store, projection.name(), event, error, attempts).await?;
+    progress::set_state(
         store,
         projection.name(),
         projection.version(),
@@ -262,13 +186,12 @@ async fn work(
     store: &Store,
     projection: &dyn Projection,
     options: &RunnerOptions,
-    lease: &mut lease::Lease,
+    lease: &mut Lease,
     wake: &mut watch::Receiver<u64>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Outcome>> {
     let name = projection.name();
     let mut cp = sql::read_checkpoint(store, name).await?;
-    let mut renewed = Instant::now();
     let mut attempts = 0u32;
     let mut state = "";
     let mut eager_until = Instant::now();
@@ -276,20 +199,16 @@ async fn work(
         if *shutdown.borrow() {
             return Ok(Some(Outcome::Stopped));
         }
-        if renewed.elapsed() >= RENEW_EVERY {
-            if !lease.renew(store).await.unwrap_or(false) {
-                tracing::warn!(projection = name, "lease lost");
-                return Ok(None);
-            }
-            renewed = Instant::now();
+        if !lease.keep(store).await {
+            return Ok(None);
         }
-        match step(store, projection, cp, options.batch).await {
-            Ok(Step::Applied(n, next)) => {
+        match apply_next_batch(store, projection, cp, options.batch).await {
+            Ok(Batch::Applied(n, next)) => {
                 attempts = 0;
                 cp = next;
                 if state != "running" {
                     state = "running";
-                    set_state(store, name, projection.version(), state, None)
+                    progress::set_state(store, name, projection.version(), state, None)
                         .await
                         .ok();
                 }
@@ -303,12 +222,12 @@ async fn work(
                     wake.borrow_and_update();
                 }
             }
-            Ok(Step::Moved(next)) => cp = next,
-            Ok(Step::Idle) => {
+            Ok(Batch::Moved(next)) => cp = next,
+            Ok(Batch::Idle) => {
                 attempts = 0;
                 if state != "idle" {
                     state = "idle";
-                    set_state(store, name, projection.version(), state, None)
+                    progress::set_state(store, name, projection.version(), state, None)
                         .await
                         .ok();
                 }
@@ -338,14 +257,14 @@ async fn work(
                     // Apply what comes before the failing event, then park it and stop.
                     if index > 0 {
                         match apply_events(store, projection, cp, &events[..index]).await? {
-                            Step::Applied(..) => {}
+                            Batch::Applied(..) => {}
                             // Someone else moved the checkpoint: start over from there.
-                            Step::Moved(next) => {
+                            Batch::Moved(next) => {
                                 cp = next;
                                 attempts = 0;
                                 continue;
                             }
-                            Step::Idle => {}
+                            Batch::Idle => {}
                         }
                     }
                     let failing = events
@@ -362,7 +281,7 @@ async fn work(
             Err(BatchError::Database(error)) => {
                 attempts = attempts.saturating_add(1);
                 tracing::warn!(projection = name, attempts, %error, "batch failed; retrying");
-                set_state(
+                progress::set_state(
                     store,
                     name,
                     projection.version(),
@@ -400,24 +319,9 @@ pub async fn run_projection(
 ) -> anyhow::Result<Outcome> {
     let name = projection.name();
     loop {
-        if *shutdown.borrow() {
+        let Some(mut lease) = Lease::wait(&store, name, &options.owner, &mut shutdown).await else {
             return Ok(Outcome::Stopped);
-        }
-        let acquired = match lease::try_acquire(&store, name, &options.owner).await {
-            Ok(lease) => lease,
-            Err(error) => {
-                tracing::warn!(projection = name, %error, "lease attempt failed");
-                None
-            }
         };
-        let Some(mut lease) = acquired else {
-            tokio::select! {
-                _ = tokio::time::sleep(RENEW_EVERY) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        };
-        tracing::info!(projection = name, owner = %options.owner, "lease acquired");
         let result = work(
             &store,
             &*projection,
@@ -454,36 +358,6 @@ pub async fn run_projection(
     }
 }
 
-/// Forwards PostgreSQL notifications on [`CHANNEL`] to `wake` until `shutdown` (SQLite: returns at
-/// once; its readers poll). Shared by the projection runner, the saga and the relay.
-pub async fn listen(store: Store, wake: watch::Sender<u64>, mut shutdown: watch::Receiver<bool>) {
-    let Store::Postgres(pool) = store else { return };
-    loop {
-        let listener = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
-            loop {
-                listener.recv().await?;
-                wake.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            result = listener => {
-                if let Err(error) = result {
-                    tracing::warn!(%error, "LISTEN failed; polling until it reconnects");
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 /// Runs a worker for every projection (each under its lease) until `shutdown` completes. The
 /// one line `eventshop serve` needs.
 pub async fn run_all(
@@ -502,19 +376,40 @@ pub async fn run_with(
     projections: Vec<Arc<dyn Projection>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let (wake_tx, wake_rx) = watch::channel(0u64);
+    run_workers(store, options, projections, None, shutdown).await
+}
+
+/// Runs a worker for every projection and, given the settings, the order saga and its deadline
+/// worker beside them — all woken by ONE LISTEN/NOTIFY listener — until `shutdown` completes.
+pub(crate) async fn run_workers(
+    store: Store,
+    options: RunnerOptions,
+    projections: Vec<Arc<dyn Projection>>,
+    saga: Option<Settings>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let listener = tokio::spawn(listen(store.clone(), wake_tx, stop_rx.clone()));
-    let mut workers = Vec::new();
-    for projection in projections {
-        workers.push(tokio::spawn(run_projection(
+    let wake = Wake::start(&store, stop_rx.clone());
+    let saga = saga.map(|settings| {
+        tokio::spawn(crate::saga::run(
             store.clone(),
-            projection,
-            options.clone(),
-            wake_rx.clone(),
+            settings,
+            wake.receiver(),
             stop_rx.clone(),
-        )));
-    }
+        ))
+    });
+    let workers: Vec<_> = projections
+        .into_iter()
+        .map(|projection| {
+            tokio::spawn(run_projection(
+                store.clone(),
+                projection,
+                options.clone(),
+                wake.receiver(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
     shutdown.await;
     stop_tx.send_replace(true);
     for worker in workers {
@@ -526,6 +421,15 @@ pub async fn run_with(
             Err(error) => tracing::error!(%error, "worker panicked"),
         }
     }
-    listener.await.ok();
+    if let Some(saga) = saga {
+        match saga.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "the saga ended with an error")
+            }
+            Err(error) => tracing::error!(%error, "the saga panicked"),
+        }
+    }
+    wake.stopped().await;
     Ok(())
 }

@@ -19,6 +19,15 @@ pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
+impl<'a> From<&'a mut Tx> for eventstore_config::Executor<'a> {
+    fn from(tx: &'a mut Tx) -> Self {
+        match tx {
+            Tx::Pg(tx) => tx.into(),
+            Tx::Sqlite(tx) => tx.into(),
+        }
+    }
+}
+
 /// A batch could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {

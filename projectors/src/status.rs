@@ -3,10 +3,10 @@
 //! owner.
 
 use chrono::{DateTime, Utc};
-use eventstore_config::Store;
-use sqlx::Row;
+use eventstore_config::{Sql, Store};
 
 use crate::lease;
+use crate::progress;
 use crate::read_models;
 use crate::rebuild::rebuild_checkpoint;
 use crate::sql;
@@ -48,58 +48,15 @@ pub async fn statuses(store: &Store) -> anyhow::Result<Vec<ProjectionStatus>> {
 pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<ProjectionStatus> {
     let held = lease::is_held(store, name).await?;
     let rebuild = rebuild_checkpoint(name);
-    let (row, rebuilding, dead_letters) = match store {
-        Store::Postgres(pool) => {
-            let row = sqlx::query(
-                "SELECT state, owner, last_error FROM projection_status WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok((r.try_get::<String, _>(0)?, r.try_get(1)?, r.try_get(2)?))
-            })
-            .transpose()?;
-            let rebuilding: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)",
-            )
-            .bind(&rebuild)
-            .fetch_one(pool)
+    let row = progress::status_row(store, name)
+        .await?
+        .map(|row| (row.state, row.owner, row.last_error));
+    let (rebuilding,): (bool,) =
+        Sql::new("SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)")
+            .arg(&rebuild)
+            .fetch_one(store)
             .await?;
-            let dead: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM projection_dead_letters WHERE projection = $1",
-            )
-            .bind(name)
-            .fetch_one(pool)
-            .await?;
-            (row, rebuilding, dead)
-        }
-        Store::Sqlite(pool) => {
-            let row = sqlx::query(
-                "SELECT state, owner, last_error FROM projection_status WHERE name = ?",
-            )
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok((r.try_get::<String, _>(0)?, r.try_get(1)?, r.try_get(2)?))
-            })
-            .transpose()?;
-            let rebuilding: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = ?)",
-            )
-            .bind(&rebuild)
-            .fetch_one(pool)
-            .await?;
-            let dead: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM projection_dead_letters WHERE projection = ?",
-            )
-            .bind(name)
-            .fetch_one(pool)
-            .await?;
-            (row, rebuilding, dead)
-        }
-    };
+    let dead_letters = progress::dead_letters(store, name).await?;
     let (stored_state, owner, last_error): (String, Option<String>, Option<String>) =
         row.unwrap_or_else(|| ("idle".into(), None, None));
     // Read the checkpoint only after the state: a worker commits its checkpoint before it

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use eventstore_config::Store;
+use eventstore_config::{Sql, Store};
 
 /// The projections whose tables the query API reads.
 pub const READ_MODELS: [&str; 6] = [
@@ -12,36 +12,38 @@ pub const READ_MODELS: [&str; 6] = [
 
 /// Whether every [`READ_MODELS`] projection has applied every event at or below `position`.
 pub async fn applied_through(store: &Store, position: i64) -> Result<bool, sqlx::Error> {
-    let names: Vec<String> = READ_MODELS.iter().map(|s| s.to_string()).collect();
     match store {
         // Commit-safe: a checkpoint past `position` may still lack a lower position whose
         // transaction committed later; ask whether any event at or below it lies beyond.
-        Store::Postgres(pool) => {
-            sqlx::query_scalar(
-                "SELECT NOT EXISTS ( \
-                   SELECT 1 FROM unnest($1::text[]) AS n(name) \
-                   LEFT JOIN projection_checkpoints c ON c.name = n.name \
-                   WHERE EXISTS (SELECT 1 FROM events e WHERE e.global_position <= $2 \
-                     AND (c.name IS NULL OR (e.transaction_id, e.global_position) \
-                          > (c.transaction_id, c.global_position))))",
-            )
-            .bind(&names)
-            .bind(position)
-            .fetch_one(pool)
-            .await
-        }
-        Store::Sqlite(pool) => {
-            let placeholders = vec!["?"; names.len()].join(", ");
-            let sql = format!(
-                "SELECT COUNT(*) FROM projection_checkpoints \
-                  WHERE name IN ({placeholders}) AND global_position >= ?"
-            );
-            let mut query = sqlx::query_scalar::<_, i64>(&sql);
-            for name in &names {
-                query = query.bind(name.clone());
+        Store::Postgres(_) => {
+            let mut sql = Sql::new("SELECT NOT EXISTS (SELECT 1 FROM (VALUES ");
+            for (i, name) in READ_MODELS.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(").bind(*name).push(")");
             }
-            let caught_up = query.bind(position).fetch_one(pool).await?;
-            Ok(caught_up == names.len() as i64)
+            sql.push(
+                ") AS n(name) \
+                 LEFT JOIN projection_checkpoints c ON c.name = n.name \
+                 WHERE EXISTS (SELECT 1 FROM events e WHERE e.global_position <= ",
+            )
+            .bind(position)
+            .push(
+                " AND (c.name IS NULL OR (e.transaction_id, e.global_position) \
+                      > (c.transaction_id, c.global_position))))",
+            );
+            let (applied,): (bool,) = sql.fetch_one(store).await?;
+            Ok(applied)
+        }
+        // One writer: a checkpoint's position alone says what it has applied.
+        Store::Sqlite(_) => {
+            let mut sql = Sql::new("SELECT COUNT(*) FROM projection_checkpoints WHERE TRUE");
+            sql.in_list("name", READ_MODELS)
+                .push(" AND global_position >= ")
+                .bind(position);
+            let (caught_up,): (i64,) = sql.fetch_one(store).await?;
+            Ok(caught_up == READ_MODELS.len() as i64)
         }
     }
 }

@@ -130,10 +130,7 @@ pub fn build(store: Store, authenticator: Authenticator) -> QueryApi {
 
 /// Builds the query API with explicit options.
 pub fn build_with(store: Store, authenticator: Authenticator, options: Options) -> QueryApi {
-    let pool_size = match &store {
-        Store::Postgres(pool) => pool.options().get_max_connections(),
-        Store::Sqlite(pool) => pool.options().get_max_connections(),
-    } as usize;
+    let pool_size = store.max_connections() as usize;
     let running = options
         .max_concurrent_requests
         .unwrap_or(pool_size / 2)

@@ -203,11 +203,6 @@ impl EventsState {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct StepRow {
-    step: String,
-}
-
 /// The order's update now (`None`: not projected yet).
 async fn order_update(store: &Store, id: &str) -> GqlResult<Option<(String, OrderUpdate)>> {
     let current = read_models::orders::by_id(id, None);
@@ -217,13 +212,12 @@ async fn order_update(store: &Store, id: &str) -> GqlResult<Option<(String, Orde
     else {
         return Ok(None);
     };
-    let mut sql = crate::db::CountedSql::new("SELECT step FROM order_sagas WHERE order_id = ");
-    sql.bind(id);
-    let step = sql
-        .fetch_optional::<StepRow>(store)
-        .await
-        .map_err(internal)?
-        .map(|s| s.step);
+    let step = {
+        let _slot = crate::budget::admit().await.map_err(internal)?;
+        eventstore_config::saga_tables::current_step(store, id)
+            .await
+            .map_err(internal)?
+    };
     let status = OrderStatus::from(order.status);
     let is_final = matches!(
         status,

@@ -3,14 +3,12 @@
 //! checkpoints, and publishes how far each got. Subscriptions wait on it instead of polling the
 //! database each on its own.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use eventstore_config::{Checkpoint, Store};
+use eventstore_config::notify::Wake;
+use eventstore_config::{Checkpoint, Sql, Store};
 use tokio::sync::watch;
-
-/// The PostgreSQL channel appends notify.
-const CHANNEL: &str = "eventshop_events";
 /// How often the follower looks without a notification.
 const POLL: Duration = Duration::from_millis(100);
 /// Events read per step.
@@ -53,8 +51,10 @@ async fn follow(
     log: watch::Sender<Checkpoint>,
     projections: watch::Sender<Vec<(String, i64)>>,
 ) {
-    let notified = Arc::new(tokio::sync::Notify::new());
-    let listener = tokio::spawn(listen(store.clone(), notified.clone()));
+    // The listener ends with this task (dropped with `stop` and `wake`).
+    let (_stop, stop) = watch::channel(false);
+    let wake = Wake::start(&store, stop);
+    let mut notified = wake.receiver();
     let mut checkpoint = loop {
         match start(&store).await {
             Ok(checkpoint) => break checkpoint,
@@ -89,12 +89,11 @@ async fn follow(
         }
         if !full {
             tokio::select! {
-                _ = notified.notified() => {}
+                _ = notified.changed() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
     }
-    listener.abort();
 }
 
 /// Where a new follower starts: the newest commit-safe event (subscribers read what came
@@ -103,13 +102,14 @@ async fn follow(
 /// the follower must see it become visible to wake the subscribers waiting for it.
 async fn start(store: &Store) -> Result<Checkpoint, eventstore_config::ReadError> {
     match store {
-        Store::Postgres(pool) => {
-            let newest: Option<(String, i64)> = sqlx::query_as(
+        // The commit-safe reader's horizon (SQLite has one writer: the head is commit-safe).
+        Store::Postgres(_) => {
+            let newest: Option<(String, i64)> = Sql::new(
                 "SELECT transaction_id::text, global_position FROM events \
                   WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
                   ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
             )
-            .fetch_optional(pool)
+            .fetch_optional(store)
             .await
             .map_err(eventstore_config::ReadError::Database)?;
             Ok(match newest {
@@ -128,31 +128,7 @@ async fn start(store: &Store) -> Result<Checkpoint, eventstore_config::ReadError
 }
 
 async fn positions(store: &Store) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    const SQL: &str = "SELECT name, global_position FROM projection_checkpoints ORDER BY name";
-    match store {
-        Store::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
-        Store::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
-    }
-}
-
-/// Wakes the follower on each PostgreSQL notification (SQLite: polling only).
-async fn listen(store: Store, notified: Arc<tokio::sync::Notify>) {
-    let Store::Postgres(pool) = store else { return };
-    loop {
-        let result = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
-            loop {
-                listener.recv().await?;
-                notified.notify_one();
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        }
-        .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, "LISTEN failed; the subscription follower polls until it reconnects");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    Sql::new("SELECT name, global_position FROM projection_checkpoints ORDER BY name")
+        .fetch_all(store)
+        .await
 }

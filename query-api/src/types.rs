@@ -11,7 +11,7 @@ use read_models::policies::PolicyRecord;
 use read_models::products::ProductRecord;
 use read_models::wallets::{TransactionRecord, WalletRecord};
 
-use crate::db::{self, CountedSql};
+use crate::db;
 use crate::error::{GqlResult, OrInternal};
 use crate::loaders::{AccountKey, ProductKey};
 use crate::request::RequestData;
@@ -153,31 +153,29 @@ impl Order {
     async fn saga(&self, ctx: &Context<'_>) -> GqlResult<Option<OrderSaga>> {
         let data = ctx.data_unchecked::<RequestData>();
         let id = self.id.to_string();
-        let current: Option<(String,)> =
-            CountedSql::new("SELECT step FROM order_sagas WHERE order_id = ")
-                .bind(id.clone())
-                .fetch_optional(&data.store)
+        let step = {
+            let _slot = crate::budget::admit().await.or_internal()?;
+            eventstore_config::saga_tables::current_step(&data.store, &id)
                 .await
-                .or_internal()?;
-        let Some((step,)) = current else {
+                .or_internal()?
+        };
+        let Some(step) = step else {
             return Ok(None);
         };
-        let history: Vec<(i64, String, String)> = CountedSql::new(
-            "SELECT global_position, event_type, step FROM order_saga_steps WHERE order_id = ",
-        )
-        .bind(id)
-        .push(" ORDER BY global_position")
-        .fetch_all(&data.store)
-        .await
-        .or_internal()?;
+        let history = {
+            let _slot = crate::budget::admit().await.or_internal()?;
+            eventstore_config::saga_tables::steps(&data.store, &id)
+                .await
+                .or_internal()?
+        };
         Ok(Some(OrderSaga {
             step,
             history: history
                 .into_iter()
-                .map(|(position, event_type, step)| SagaStep {
-                    position,
-                    event_type,
-                    step,
+                .map(|row| SagaStep {
+                    position: row.position,
+                    event_type: row.event_type,
+                    step: row.step,
                 })
                 .collect(),
         }))

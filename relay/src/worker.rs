@@ -6,8 +6,10 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use eventstore_config::notify::Wake;
+
 use eventstore_config::{Checkpoint, Settings, Store};
-use projectors::lease::{self, Lease, RENEW_EVERY};
+use projectors::lease::{self, Lease};
 use projectors::sql::{self, Tx};
 use tokio::sync::watch;
 
@@ -120,7 +122,8 @@ pub enum RelayError {
     NoPublicView(#[from] NoPublicView),
 }
 
-enum Outcome {
+/// How the relay's work under one lease ended.
+enum Ended {
     /// Asked to stop.
     Stopped,
     /// The lease (or the checkpoint) was lost: wait to own it again.
@@ -149,13 +152,15 @@ pub async fn run(
         reason: e.to_string(),
     })?;
     let (stop_tx, stop) = watch::channel(false);
-    let (wake_tx, wake) = watch::channel(0u64);
-    let listener = tokio::spawn(projectors::runner::listen(
-        store.clone(),
-        wake_tx,
-        stop.clone(),
-    ));
-    let relay = relay(&store, &options, &publisher, &metrics, wake, stop);
+    let listener = Wake::start(&store, stop.clone());
+    let relay = relay(
+        &store,
+        &options,
+        &publisher,
+        &metrics,
+        listener.receiver(),
+        stop,
+    );
     tokio::pin!(relay);
     tokio::pin!(shutdown);
     let result = tokio::select! {
@@ -166,7 +171,7 @@ pub async fn run(
         }
     };
     stop_tx.send_replace(true);
-    listener.await.ok();
+    listener.stopped().await;
     result
 }
 
@@ -178,39 +183,22 @@ async fn relay(
     mut wake: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), RelayError> {
-    loop {
-        if *stop.borrow() {
-            return Ok(());
-        }
-        let acquired = match lease::try_acquire(store, CHECKPOINT, &options.owner).await {
-            Ok(lease) => lease,
-            Err(error) => {
-                tracing::warn!(%error, "relay lease attempt failed");
-                None
-            }
-        };
-        let Some(mut lease) = acquired else {
-            tokio::select! {
-                _ = tokio::time::sleep(RENEW_EVERY) => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        };
-        tracing::info!(owner = %options.owner, "relay lease acquired");
+    while let Some(mut lease) = Lease::wait(store, CHECKPOINT, &options.owner, &mut stop).await {
         let result = work(
             store, options, publisher, metrics, &mut lease, &mut wake, &mut stop,
         )
         .await;
         lease.release(store).await;
         match result {
-            Ok(Outcome::Stopped) => return Ok(()),
-            Ok(Outcome::Lost) => tracing::warn!("relay lease lost; waiting to own it again"),
+            Ok(Ended::Stopped) => return Ok(()),
+            Ok(Ended::Lost) => tracing::warn!("relay lease lost; waiting to own it again"),
             Err(error) => {
                 tracing::error!(error = %error, "relay stopped");
                 return Err(error);
             }
         }
     }
+    Ok(())
 }
 
 /// Waits `attempts`' backoff (100 ms doubling, at most 5 s) or until stopped.
@@ -234,7 +222,7 @@ async fn work(
     lease: &mut Lease,
     wake: &mut watch::Receiver<u64>,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Outcome, RelayError> {
+) -> Result<Ended, RelayError> {
     let mut cp = loop {
         match sql::read_checkpoint(store, CHECKPOINT).await {
             Ok(cp) => break cp,
@@ -242,7 +230,7 @@ async fn work(
                 tracing::warn!(%error, "reading the relay checkpoint failed; retrying");
                 backoff(3, stop).await;
                 if *stop.borrow() {
-                    return Ok(Outcome::Stopped);
+                    return Ok(Ended::Stopped);
                 }
             }
         }
@@ -250,17 +238,13 @@ async fn work(
     metrics.position.set(cp.position);
     let mut attempts = 0u32;
     let mut stream_ready = false;
-    let mut renewed = Instant::now();
     let mut measured: Option<Instant> = None;
     loop {
         if *stop.borrow() {
-            return Ok(Outcome::Stopped);
+            return Ok(Ended::Stopped);
         }
-        if renewed.elapsed() >= RENEW_EVERY {
-            if !lease.renew(store).await.unwrap_or(false) {
-                return Ok(Outcome::Lost);
-            }
-            renewed = Instant::now();
+        if !lease.keep(store).await {
+            return Ok(Ended::Lost);
         }
         if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             measure_lag(store, cp, metrics).await;
@@ -294,9 +278,7 @@ async fn work(
         };
         if events.is_empty() {
             attempts = 0;
-            let wait = options
-                .poll
-                .min(RENEW_EVERY.saturating_sub(renewed.elapsed()));
+            let wait = options.poll.min(lease.renew_in());
             tokio::select! {
                 _ = wake.changed() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -309,16 +291,14 @@ async fn work(
         let publish = publisher.publish(&events, options.window, metrics);
         tokio::pin!(publish);
         let (acked, stopped) = loop {
-            let renew_in = RENEW_EVERY.saturating_sub(renewed.elapsed());
             tokio::select! {
                 done = &mut publish => break done,
                 // Unacknowledged events are re-sent by the next owner (and deduplicated).
-                _ = stop.changed() => return Ok(Outcome::Stopped),
-                _ = tokio::time::sleep(renew_in) => {
-                    if !lease.renew(store).await.unwrap_or(false) {
-                        return Ok(Outcome::Lost);
+                _ = stop.changed() => return Ok(Ended::Stopped),
+                _ = tokio::time::sleep(lease.renew_in()) => {
+                    if !lease.keep(store).await {
+                        return Ok(Ended::Lost);
                     }
-                    renewed = Instant::now();
                 }
             }
         };
@@ -330,7 +310,7 @@ async fn work(
                     cp = next;
                     metrics.position.set(cp.position);
                 }
-                Ok(false) => return Ok(Outcome::Lost),
+                Ok(false) => return Ok(Ended::Lost),
                 Err(error) => {
                     // The events are in the stream; a re-send is dropped as a duplicate.
                     tracing::warn!(%error, "moving the relay checkpoint failed; retrying");

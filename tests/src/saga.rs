@@ -65,7 +65,11 @@ where
             Instant::now() < deadline,
             "the saga did not get there in 20 s"
         );
-        if saga::step(store, &bus, &options).await.expect("saga step") == 0 {
+        if saga::handle_batch(store, &bus, &options)
+            .await
+            .expect("saga batch")
+            == 0
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

@@ -145,28 +145,10 @@ pub async fn execute(
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn deadline_passed(bus: &CommandBus, order_id: &str) -> Result<bool, BoxError> {
-    let now = chrono::Utc::now();
-    let passed: i64 = match bus.store() {
-        eventstore_config::Store::Postgres(pool) => {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM saga_deadlines WHERE order_id = $1 AND due_at <= $2",
-            )
-            .bind(order_id)
-            .bind(now)
-            .fetch_one(pool)
-            .await?
-        }
-        eventstore_config::Store::Sqlite(pool) => {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM saga_deadlines WHERE order_id = ? AND due_at <= ?",
-            )
-            .bind(order_id)
-            .bind(crate::sql::sqlite_time(now))
-            .fetch_one(pool)
-            .await?
-        }
-    };
-    Ok(passed > 0)
+    let passed =
+        eventstore_config::saga_tables::deadline_passed(bus.store(), order_id, chrono::Utc::now())
+            .await?;
+    Ok(passed)
 }
 
 async fn awaiting_payment(bus: &CommandBus, order_id: &str) -> Result<bool, BoxError> {

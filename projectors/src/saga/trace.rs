@@ -2,7 +2,7 @@
 //! aggregate the order touched, in causal order (`eventshop orders trace <id>`).
 
 use chrono::{DateTime, Utc};
-use eventstore_config::{Store, StoredEvent};
+use eventstore_config::{saga_tables, Store, StoredEvent};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -37,48 +37,11 @@ pub struct OrderTrace {
 /// Reads the trace of `order_id`.
 pub async fn order_trace(store: &Store, order_id: Uuid) -> anyhow::Result<OrderTrace> {
     let id = order_id.to_string();
-    type SagaRow = (String, String);
-    type StepRow = (i64, String, String, serde_json::Value, DateTime<Utc>);
-    let (saga, steps): (Option<SagaRow>, Vec<StepRow>) = match store {
-        Store::Postgres(pool) => (
-            sqlx::query_as("SELECT step, correlation_id FROM order_sagas WHERE order_id = $1")
-                .bind(&id)
-                .fetch_optional(pool)
-                .await?,
-            sqlx::query_as(
-                "SELECT global_position, event_type, step, commands, recorded_at \
-                   FROM order_saga_steps WHERE order_id = $1 ORDER BY global_position",
-            )
-            .bind(&id)
-            .fetch_all(pool)
-            .await?,
-        ),
-        Store::Sqlite(pool) => {
-            let saga =
-                sqlx::query_as("SELECT step, correlation_id FROM order_sagas WHERE order_id = ?")
-                    .bind(&id)
-                    .fetch_optional(pool)
-                    .await?;
-            let rows: Vec<(i64, String, String, serde_json::Value, String)> = sqlx::query_as(
-                "SELECT global_position, event_type, step, commands, recorded_at \
-                   FROM order_saga_steps WHERE order_id = ? ORDER BY global_position",
-            )
-            .bind(&id)
-            .fetch_all(pool)
-            .await?;
-            let steps = rows
-                .into_iter()
-                .map(|(p, e, s, c, t)| {
-                    let t = DateTime::parse_from_rfc3339(&t)?.with_timezone(&Utc);
-                    Ok((p, e, s, c, t))
-                })
-                .collect::<Result<_, chrono::ParseError>>()?;
-            (saga, steps)
-        }
-    };
+    let saga = saga_tables::summary(store, &id).await?;
+    let steps = saga_tables::steps(store, &id).await?;
     // The flow's correlation id: the saga's, or the placing event's if the saga is behind.
     let correlation_id = match &saga {
-        Some((_, correlation)) => Some(correlation.clone()),
+        Some(saga) => Some(saga.correlation_id.clone()),
         None => store
             .history("order", &id)
             .await?
@@ -90,19 +53,17 @@ pub async fn order_trace(store: &Store, order_id: Uuid) -> anyhow::Result<OrderT
         None => Vec::new(),
     };
     Ok(OrderTrace {
-        step: saga.map(|(step, _)| step),
+        step: saga.map(|saga| saga.step),
         correlation_id,
         steps: steps
             .into_iter()
-            .map(
-                |(position, event_type, step, commands, recorded_at)| TraceStep {
-                    position,
-                    event_type,
-                    step,
-                    commands,
-                    recorded_at,
-                },
-            )
+            .map(|row| TraceStep {
+                position: row.position,
+                event_type: row.event_type,
+                step: row.step,
+                commands: row.commands,
+                recorded_at: row.recorded_at,
+            })
             .collect(),
         events,
     })

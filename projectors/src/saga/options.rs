@@ -1,0 +1,38 @@
+//! The order saga's name (its checkpoint and lease) and how it runs.
+
+use std::time::Duration;
+
+use eventstore_config::Settings;
+
+use crate::lease;
+
+/// Checkpoint and lease name of the order saga.
+pub const NAME: &str = "saga:orders";
+
+/// How the saga runs.
+#[derive(Debug, Clone)]
+pub struct SagaOptions {
+    /// Events per batch.
+    pub batch: u32,
+    /// Idle polling interval (PostgreSQL also wakes on NOTIFY).
+    pub poll: Duration,
+    /// Orders worked on at once within a batch.
+    pub concurrency: usize,
+    /// How long an order may await payment.
+    pub payment_timeout: Duration,
+    /// This process's lease owner id.
+    pub owner: String,
+}
+
+impl SagaOptions {
+    /// Defaults from the settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            batch: 200,
+            poll: Duration::from_millis(100),
+            concurrency: 32,
+            payment_timeout: Duration::from_secs(settings.payment_timeout_secs),
+            owner: lease::owner_id(),
+        }
+    }
+}
