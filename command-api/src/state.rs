@@ -1,12 +1,13 @@
-//! What every handler shares: settings, the store and its command bus, the authenticator (token
-//! keys and policy cache), password hashing, the login limits and the metrics.
+//! What every handler shares: settings, the store, the use cases (the application layer over the
+//! command bus), the authenticator (token keys and policy cache), password hashing, the login
+//! limits, the idempotency fingerprint key and the metrics.
 
 use std::sync::Arc;
 
 use access::{Authenticator, LoginLimits, Passwords, PolicyCache, Tokens};
 use domain::account::AccountServices;
 use domain::Currency;
-use eventstore_config::{CommandBus, Settings, SqlEmailRegistry, Store};
+use eventstore_config::{CommandBus, Settings, Store};
 
 use crate::metrics::Metrics;
 
@@ -18,13 +19,20 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     settings: Settings,
     store: Store,
-    bus: CommandBus,
+    app: application::App,
     authenticator: Authenticator,
-    passwords: Passwords,
     login_limits: LoginLimits,
     metrics: Arc<Metrics>,
-    accounts: AccountServices,
-    default_currency: Currency,
+    fingerprint_key: Secret,
+}
+
+/// Key bytes that never show in `Debug` output.
+struct Secret(Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl AppState {
@@ -37,14 +45,20 @@ impl AppState {
             )
         })?;
         let authenticator = Authenticator::load(&settings, &store).await?;
+        let app = application::App::new(
+            CommandBus::new(store.clone(), &settings),
+            Passwords::from_settings(&settings),
+            authenticator.tokens().clone(),
+            authenticator.cache().clone(),
+            default_currency,
+        );
+        let fingerprint_key = crate::idempotency::fingerprint_key(&settings, &store).await?;
         Ok(Self(Arc::new(Inner {
-            bus: CommandBus::new(store.clone(), &settings),
-            accounts: AccountServices::new(Arc::new(SqlEmailRegistry::new(store.clone()))),
-            passwords: Passwords::from_settings(&settings),
+            app,
             login_limits: LoginLimits::from_settings(&settings),
             metrics: Arc::new(Metrics::new()),
             authenticator,
-            default_currency,
+            fingerprint_key: Secret(fingerprint_key),
             settings,
             store,
         })))
@@ -60,9 +74,14 @@ impl AppState {
         &self.0.store
     }
 
+    /// The use cases.
+    pub fn app(&self) -> &application::App {
+        &self.0.app
+    }
+
     /// The command bus.
     pub fn bus(&self) -> &CommandBus {
-        &self.0.bus
+        self.0.app.bus()
     }
 
     /// The authenticator (shared with the GraphQL API when both are served by one process).
@@ -82,7 +101,7 @@ impl AppState {
 
     /// Password hashing, at most a bounded number at once.
     pub fn passwords(&self) -> &Passwords {
-        &self.0.passwords
+        self.0.app.passwords()
     }
 
     /// The login rate limits.
@@ -97,11 +116,16 @@ impl AppState {
 
     /// The account aggregate's services (the e-mail registry).
     pub fn accounts(&self) -> &AccountServices {
-        &self.0.accounts
+        self.0.app.accounts()
     }
 
     /// Currency of wallets opened at registration.
     pub fn default_currency(&self) -> Currency {
-        self.0.default_currency
+        self.0.app.default_currency()
+    }
+
+    /// The key of idempotency fingerprints.
+    pub fn fingerprint_key(&self) -> &[u8] {
+        &self.0.fingerprint_key.0
     }
 }

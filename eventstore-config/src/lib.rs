@@ -10,6 +10,8 @@
 //! - leases (PostgreSQL advisory locks; a lease row on SQLite);
 //! - LISTEN/NOTIFY (PostgreSQL only; SQLite polls);
 //! - bulk loads (PostgreSQL `COPY`);
+//! - the events `INSERT`'s `RETURNING` ([`command_bus`]: PostgreSQL's `global_position`
+//!   column, SQLite's `rowid`, since its trigger fills the column only after `RETURNING`);
 //! - connecting, migrating and beginning a transaction ([`store`], [`Store::begin`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ pub mod sql;
 mod states;
 pub mod store;
 pub mod temporal;
+pub mod unit_of_work;
 
 pub use command_bus::{CommandBus, CommandError, Committed};
 pub use email_registry::SqlEmailRegistry;
@@ -32,3 +35,4 @@ pub use settings::{Settings, StoreKind, DEFAULT_DATABASE_URL};
 pub use sql::{Arg, Executor, Sql, Tx};
 pub use store::{Store, StoreError};
 pub use temporal::Versioned;
+pub use unit_of_work::{Commit, CommitError, Contended, Decided, UnitOfWork};
