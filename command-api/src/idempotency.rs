@@ -140,8 +140,16 @@ struct InFlight((String, String));
 impl InFlight {
     fn take(key: &str, subject: &str) -> Option<Self> {
         let entry = (key.to_owned(), subject.to_owned());
-        let mut keys = in_flight().lock().unwrap_or_else(|p| p.into_inner());
-        keys.insert(entry.clone()).then_some(InFlight(entry))
+        let inserted = in_flight()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.clone());
+        // Built only after the lock is released: dropping one takes the lock.
+        if inserted {
+            Some(InFlight(entry))
+        } else {
+            None
+        }
     }
 }
 
