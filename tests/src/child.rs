@@ -26,7 +26,15 @@ fn binary() -> std::path::PathBuf {
             let status = Command::new(env!("CARGO"))
                 .env_clear()
                 .envs(std::env::vars().filter(|(name, _)| keep(name)))
-                .args(["build", "--quiet", "--locked", "-p", "eventshop", "--bin", "eventshop"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--locked",
+                    "-p",
+                    "eventshop",
+                    "--bin",
+                    "eventshop",
+                ])
                 .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
                 .status()
                 .expect("run cargo build");
@@ -186,7 +194,8 @@ pub async fn run_under_kills(
     let clients = requests.into_iter().enumerate().map(|(i, request)| {
         let (server, client) = (server.clone(), client.clone());
         async move {
-            let start = spread / count * i as u32 + Duration::from_millis(rand::thread_rng().gen_range(0..20));
+            let start = spread / count * i as u32
+                + Duration::from_millis(rand::thread_rng().gen_range(0..20));
             tokio::time::sleep(start).await;
             let mut answers = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -1,0 +1,198 @@
+//! Exactly-once commands across crashes, on both stores: 100 clients each send one command
+//! (80 deposits into their own wallets, 20 order placements) with their own `Idempotency-Key`,
+//! while the real `eventshop serve` is SIGKILLed at random moments three times and restarted on
+//! the same database; each client retries until it gets a 2xx. Every key's command is then in
+//! the log exactly once, and a repeat of every request replays the first success's answer.
+
+use std::sync::Arc;
+
+use access::{Passwords, PolicyCache, Tokens};
+use application::accounts::{self, Registration};
+use application::{App, Origin};
+use domain::account::Role;
+use domain::wallet::Wallet;
+use domain::{Currency, Email, Money, Name};
+use eventshop_tests::child::{self, Request, Server};
+use eventshop_tests::TestStore;
+use eventstore_config::{CommandBus, EventMetadata, Sql};
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+const CLIENTS: usize = 100;
+const ORDERING: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_keyed_command_runs_exactly_once_across_three_sigkills() {
+    every_keyed_command_runs_exactly_once_across_three_sigkills(TestStore::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_every_keyed_command_runs_exactly_once_across_three_sigkills() {
+    every_keyed_command_runs_exactly_once_across_three_sigkills(TestStore::sqlite().await).await;
+}
+
+async fn app(test: &TestStore) -> App {
+    let tokens = Tokens::load(&test.settings, &test.store)
+        .await
+        .expect("tokens");
+    App::new(
+        CommandBus::new(test.store.clone(), &test.settings),
+        Passwords::from_settings(&test.settings),
+        tokens,
+        Arc::new(PolicyCache::new()),
+        Currency::EUR,
+    )
+}
+
+async fn register(app: &App, email: String, role: Role) -> Uuid {
+    accounts::register(
+        app,
+        &Origin::default(),
+        Registration {
+            email: Email::parse(&email).expect("email"),
+            name: Name::parse("Client").expect("name"),
+            password: "a long password".into(),
+            role,
+        },
+        None,
+    )
+    .await
+    .expect("register")
+    .account_id
+}
+
+/// How many `OrderPlaced` events `account` appended.
+async fn orders_placed_by(test: &TestStore, account: Uuid) -> Vec<String> {
+    let rows: Vec<(String, String)> = Sql::new(
+        "SELECT aggregate_id, CAST(metadata AS text) FROM events WHERE event_type = 'OrderPlaced'",
+    )
+    .fetch_all(&test.store)
+    .await
+    .expect("orders");
+    rows.into_iter()
+        .filter(|(_, metadata)| {
+            serde_json::from_str::<serde_json::Value>(metadata).expect("metadata")["actor"]
+                == account.to_string()
+        })
+        .map(|(order, _)| order)
+        .collect()
+}
+
+async fn every_keyed_command_runs_exactly_once_across_three_sigkills(test: TestStore) {
+    // Given 100 customers with tokens, and a product in stock
+    let app = app(&test).await;
+    let seller = register(&app, "seller@example.com".into(), Role::Seller).await;
+    let product = application::products::create_product(
+        &app,
+        &EventMetadata::for_actor(&seller.to_string()),
+        seller,
+        application::products::NewProduct {
+            name: "Kettle".into(),
+            description: String::new(),
+            price: Money::new(100, Currency::EUR),
+            stock: 1_000_000,
+        },
+        None,
+    )
+    .await
+    .expect("product")
+    .product_id;
+    let mut customers = Vec::new();
+    for chunk in (0..CLIENTS).collect::<Vec<_>>().chunks(10) {
+        let registered = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|i| register(&app, format!("client{i}@example.com"), Role::Customer)),
+        )
+        .await;
+        customers.extend(registered);
+    }
+    let requests: Vec<Request> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, customer)| {
+            let token = app
+                .tokens()
+                .issue(&customer.to_string())
+                .expect("token")
+                .access_token;
+            let (path, body) = if i < CLIENTS - ORDERING {
+                (
+                    format!("/api/v1/accounts/{customer}/deposits"),
+                    serde_json::json!({"amount": 1_000 + i as i64, "currency": "EUR"}),
+                )
+            } else {
+                (
+                    "/api/v1/orders".to_owned(),
+                    serde_json::json!({
+                        "items": [{"product_id": product, "quantity": 1 + i % 3}],
+                        "currency": "EUR",
+                    }),
+                )
+            };
+            Request {
+                path,
+                token: Some(token),
+                key: Some(format!("client-{i}-{}", Uuid::new_v4().simple())),
+                body,
+                done: |status| status.is_success(),
+            }
+        })
+        .collect();
+
+    // When every client sends its command while the server is SIGKILLed three times
+    let server = Server::start(&test).await;
+    let client = reqwest::Client::new();
+    let answers = child::run_under_kills(&server, &client, requests.clone(), 3).await;
+
+    // Then every key's command is in the log exactly once
+    for (i, customer) in customers.iter().enumerate() {
+        if i < CLIENTS - ORDERING {
+            let wallet = test
+                .store
+                .load_current::<Wallet>(&customer.to_string())
+                .await
+                .expect("wallet");
+            assert_eq!(
+                wallet.state.balance(),
+                Some(Money::new(1_000 + i as i64, Currency::EUR)),
+                "client {i}'s wallet"
+            );
+            let deposits = test
+                .store
+                .history("wallet", &customer.to_string())
+                .await
+                .expect("history")
+                .iter()
+                .filter(|e| e.event_type == "FundsDeposited")
+                .count();
+            assert_eq!(deposits, 1, "client {i} deposited {deposits} times");
+        } else {
+            let placed = orders_placed_by(&test, *customer).await;
+            assert_eq!(placed.len(), 1, "client {i} placed {placed:?}");
+            let first = answers[i].last().expect("an answer");
+            let body: serde_json::Value = serde_json::from_str(&first.body).expect("JSON");
+            assert_eq!(body["order_id"], placed[0].as_str(), "client {i}'s answer");
+        }
+    }
+    // and a repeat of every request replays the first success's status and body
+    for (i, request) in requests.iter().enumerate() {
+        let first = answers[i].last().expect("an answer");
+        assert!(first.status.is_success(), "client {i}: {first:?}");
+        let again = child::send(&server, &client, request)
+            .await
+            .expect("the repeat is answered");
+        assert!(again.replayed, "client {i}'s repeat is not a replay");
+        assert_eq!(
+            (again.status, &again.body),
+            (first.status, &first.body),
+            "client {i}"
+        );
+        // Every earlier success the client saw (none, as it stops at the first) is the same.
+        for earlier in answers[i].iter().filter(|a| a.status.is_success()) {
+            assert_eq!(earlier.body, first.body);
+        }
+        assert_ne!(first.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    server.stop().await;
+}
