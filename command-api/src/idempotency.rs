@@ -81,7 +81,9 @@ struct Pending {
     key: String,
     subject: String,
     fingerprint: String,
-    /// Set by the handler once its use case committed the record.
+    /// Set when a use case made the record statement (just before its COMMIT).
+    offered: AtomicBool,
+    /// Set by the handler once that use case succeeded: its transaction stored the record.
     stored: AtomicBool,
 }
 
@@ -102,6 +104,7 @@ impl Idempotent {
     ) -> Option<RecordFn<O>> {
         let pending = self.0.clone()?;
         Some(Box::new(move |outcome: &O| {
+            pending.offered.store(true, Ordering::Release);
             let reply = reply(outcome);
             let stored = StoredResponse {
                 status: reply.status.as_u16(),
@@ -112,10 +115,11 @@ impl Idempotent {
         }))
     }
 
-    /// Notes how the use case ended: on success its transaction stored the record.
+    /// Notes how the use case ended: on success, a record it made was committed with it.
     pub fn settle<T, E>(&self, result: &Result<T, E>) {
         if let (Some(pending), Ok(_)) = (&self.0, result) {
-            pending.stored.store(true, Ordering::Release);
+            let offered = pending.offered.load(Ordering::Acquire);
+            pending.stored.store(offered, Ordering::Release);
         }
     }
 }
@@ -255,6 +259,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
         key,
         subject,
         fingerprint,
+        offered: AtomicBool::new(false),
         stored: AtomicBool::new(false),
     });
     parts.extensions.insert(pending.clone());

@@ -196,3 +196,110 @@ async fn every_keyed_command_runs_exactly_once_across_three_sigkills(test: TestS
     }
     server.stop().await;
 }
+
+mod in_process {
+    use eventshop_tests::api::TestApi;
+    use eventshop_tests::api_tests;
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+
+    api_tests!(
+        a_key_raced_through_two_processes_appends_once_and_answers_alike,
+        the_session_routes_refuse_an_idempotency_key,
+    );
+
+    async fn a_key_raced_through_two_processes_appends_once_and_answers_alike(api: TestApi) {
+        // Given an account, and a second API process over the same database
+        let account = api.register("customer").await;
+        let other = api.other_server().await;
+        let path = format!("/api/v1/accounts/{}/deposits", account.id);
+
+        // When the same keyed deposit is sent to both processes at once, three times each
+        let send = |base: String| {
+            let (path, token) = (path.clone(), account.token.clone());
+            async move {
+                let response = reqwest::Client::new()
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "two-processes")
+                    .json(&json!({"amount": 9, "currency": "EUR"}))
+                    .send()
+                    .await
+                    .expect("sent");
+                let status = response.status();
+                (status, response.text().await.expect("body"))
+            }
+        };
+        let answers = futures::future::join_all((0..6).map(|i| {
+            send(if i % 2 == 0 {
+                api.base.clone()
+            } else {
+                other.base.clone()
+            })
+        }))
+        .await;
+
+        // Then every success carries the same body, the others are "in progress", and the
+        // wallet got one deposit
+        let created: Vec<_> = answers
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::CREATED)
+            .collect();
+        assert!(!created.is_empty(), "{answers:?}");
+        for (status, body) in &answers {
+            match *status {
+                StatusCode::CREATED => assert_eq!(body, &created[0].1),
+                StatusCode::CONFLICT => assert!(body.contains("still in progress"), "{body}"),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        let deposits = api
+            .store()
+            .history("wallet", &account.id)
+            .await
+            .expect("history")
+            .iter()
+            .filter(|e| e.event_type == "FundsDeposited")
+            .count();
+        assert_eq!(deposits, 1);
+        // and a later repeat on either process replays it
+        for base in [api.base.clone(), other.base.clone()] {
+            let (status, body) = send(base).await;
+            assert_eq!((status, &body), (StatusCode::CREATED, &created[0].1));
+        }
+    }
+
+    async fn the_session_routes_refuse_an_idempotency_key(api: TestApi) {
+        // Given an account
+        let account = api.register("customer").await;
+        // When it logs in or refreshes with an Idempotency-Key
+        let login = api
+            .send(
+                Method::POST,
+                "/api/v1/sessions",
+                None,
+                Some(json!({"email": account.email, "password": account.password})),
+                &[("Idempotency-Key", "login-1")],
+            )
+            .await;
+        let refresh = api
+            .send(
+                Method::POST,
+                "/api/v1/sessions/refresh",
+                None,
+                Some(json!({"refresh_token": account.refresh})),
+                &[("Idempotency-Key", "refresh-1")],
+            )
+            .await;
+        // Then both are a 400 naming the header, and no token answer was stored
+        for answer in [login, refresh] {
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+            assert_eq!(answer.error().1.as_deref(), Some("Idempotency-Key"));
+        }
+        let stored: (i64,) = eventstore_config::Sql::new("SELECT count(*) FROM idempotency_keys")
+            .fetch_one(api.store())
+            .await
+            .expect("count");
+        assert_eq!(stored.0, 0);
+    }
+}
