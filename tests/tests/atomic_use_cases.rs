@@ -307,7 +307,7 @@ async fn registrations_and_orders_killed_mid_way_are_never_half_done(test: TestS
     .expect("seller");
     let product = application::products::create_product(
         &app,
-        &EventMetadata::for_actor(&seller.account_id.to_string()),
+        &EventMetadata::for_actor(seller.account_id.to_string()),
         seller.account_id,
         application::products::NewProduct {
             name: "Teapot".into(),

@@ -84,7 +84,7 @@ async fn every_keyed_command_runs_exactly_once_across_three_sigkills(test: TestS
     let seller = register(&app, "seller@example.com".into(), Role::Seller).await;
     let product = application::products::create_product(
         &app,
-        &EventMetadata::for_actor(&seller.to_string()),
+        &EventMetadata::for_actor(seller.to_string()),
         seller,
         application::products::NewProduct {
             name: "Kettle".into(),

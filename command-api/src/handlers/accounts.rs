@@ -54,7 +54,7 @@ pub struct RegisterRequest {
 #[utoipa::path(
     post, path = "/api/v1/accounts", tag = "accounts",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries: a repeat with the same body answers the same account, version and position with fresh tokens (no token is stored)")),
     responses(
         (status = 201, description = "registered", body = Registered),
         (status = 400, description = "not JSON", body = ErrorBody),

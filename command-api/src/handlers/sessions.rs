@@ -72,6 +72,7 @@ fn session(session: application::sessions::Session) -> Response {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "logged in", body = Session),
+        (status = 400, description = "not JSON, or an `Idempotency-Key` header: routes that issue tokens refuse it (their answers are never stored)", body = ErrorBody),
         (status = 401, description = "wrong e-mail or password, or a deleted account", body = ErrorBody),
         (status = 422, description = "invalid field", body = ErrorBody),
         (status = 429, description = "too many login attempts for this e-mail or from this address; see Retry-After", body = ErrorBody),
@@ -104,6 +105,7 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "new tokens", body = Session),
+        (status = 400, description = "not JSON, or an `Idempotency-Key` header: routes that issue tokens refuse it (their answers are never stored)", body = ErrorBody),
         (status = 401, description = "invalid, expired, used or revoked token, or a deleted account", body = ErrorBody),
     )
 )]
