@@ -42,7 +42,7 @@ pub struct Registered {
     pub account_id: Uuid,
     /// The account's version (1).
     pub version: u64,
-    /// Global position of `AccountRegistered`.
+    /// Global position of the last event the registration appended.
     pub position: Option<i64>,
 }
 
@@ -131,7 +131,7 @@ pub async fn register(
         let (commit, registered) = commit(unit, record, |c| Registered {
             account_id,
             version: account.version,
-            position: c.position::<Account>(&id),
+            position: c.last_position(),
         })
         .await?;
         cache_policies(app, &commit, &grants);

@@ -39,7 +39,8 @@ pub type Record<'a, O> = Option<&'a (dyn Fn(&O) -> Vec<(&'static str, Sql)> + Se
 pub struct Done {
     /// The aggregate's version after the use case.
     pub version: u64,
-    /// Global log position of the last event appended to it (None if nothing was appended).
+    /// Global log position of the last event the use case appended (None if it appended
+    /// nothing).
     pub position: Option<i64>,
 }
 

@@ -119,7 +119,7 @@ pub async fn place_order(
             order_id,
             done: Done {
                 version: decided.version,
-                position: c.position::<Order>(&id),
+                position: c.last_position(),
             },
         })
         .await?;

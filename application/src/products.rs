@@ -64,7 +64,7 @@ pub async fn create_product(
             product_id,
             done: Done {
                 version: decided.version,
-                position: c.position::<Product>(&id),
+                position: c.last_position(),
             },
         })
         .await?;

@@ -65,7 +65,8 @@ pub struct Registered {
     pub refresh_token: String,
     /// The account's version (1).
     pub version: u64,
-    /// Global log position of `AccountRegistered`.
+    /// Global log position of the last event the registration appended (its wallet and grants
+    /// commit with the account).
     pub position: Option<i64>,
 }
 
@@ -77,7 +78,8 @@ pub struct RegisteredRecord {
     pub account_id: Uuid,
     /// The account's version (1).
     pub version: u64,
-    /// Global log position of `AccountRegistered`.
+    /// Global log position of the last event the registration appended (its wallet and grants
+    /// commit with the account).
     pub position: Option<i64>,
 }
 
