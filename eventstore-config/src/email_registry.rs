@@ -13,9 +13,10 @@ use crate::store::Store;
 
 /// The statement claiming `email` for `account_id` (a unique violation when it is taken).
 pub fn claim(email: &Email, account_id: Uuid) -> Sql {
-    Sql::new("INSERT INTO email_claims (email, account_id) VALUES ($1, $2)")
+    Sql::new("INSERT INTO email_claims (email, account_id, claimed_at) VALUES ($1, $2, $3)")
         .arg(email.as_str())
         .arg(account_id)
+        .arg(chrono::Utc::now())
 }
 
 /// The id of the account that claimed `email`, if any.

@@ -45,6 +45,7 @@ macro_rules! both_stores {
 both_stores!(
     a_conflict_on_the_second_aggregate_runs_the_whole_use_case_again_and_appends_nothing_twice,
     a_rejection_on_any_aggregate_appends_nothing,
+    a_unit_of_work_keeps_states_and_writes_due_snapshots_after_its_commit,
     a_registration_with_a_taken_email_appends_nothing,
     an_email_is_claimed_by_one_account_only,
     registrations_and_orders_killed_mid_way_are_never_half_done,
@@ -203,6 +204,54 @@ async fn a_rejection_on_any_aggregate_appends_nothing(test: TestStore) {
     ));
     assert_eq!(test.store.head_position().await.expect("head"), head);
     assert_eq!(deposits(&bus, &first).await, (0, 0));
+}
+
+async fn a_unit_of_work_keeps_states_and_writes_due_snapshots_after_its_commit(test: TestStore) {
+    // Given a bus that snapshots every 2 versions, and two wallets at version 1
+    let mut settings = test.settings.clone();
+    settings.snapshot_every = 2;
+    let bus = CommandBus::new(test.store.clone(), &settings);
+    let (first, second) = (open_wallet(&bus).await, open_wallet(&bus).await);
+
+    // When one unit of work deposits into both (version 2 each)
+    let mut unit = bus.unit_of_work(EventMetadata::system());
+    for id in [&first, &second] {
+        unit.decide::<Wallet>(id, WalletCommand::Deposit { amount: eur(3) }, &(), None)
+            .await
+            .expect("decide");
+    }
+    let commit = unit.commit().await.expect("commit");
+
+    // Then both got a snapshot at version 2, positions are answered per aggregate, and the
+    // next command on each starts from the committed state
+    let snapshots: Vec<(String, i64)> = eventstore_config::Sql::new(
+        "SELECT aggregate_id, version FROM aggregate_snapshots ORDER BY aggregate_id",
+    )
+    .fetch_all(&test.store)
+    .await
+    .expect("snapshots");
+    let mut expected = vec![(first.clone(), 2), (second.clone(), 2)];
+    expected.sort();
+    assert_eq!(snapshots, expected);
+    let (p1, p2) = (
+        commit.position::<Wallet>(&first).expect("first position"),
+        commit.position::<Wallet>(&second).expect("second position"),
+    );
+    assert!(p1 < p2);
+    assert_eq!(commit.last_position(), Some(p2));
+    for id in [&first, &second] {
+        let next = bus
+            .execute::<Wallet>(
+                id,
+                WalletCommand::Deposit { amount: eur(1) },
+                &(),
+                &EventMetadata::system(),
+            )
+            .await
+            .expect("deposit after");
+        assert_eq!(next.version, 3);
+        assert_eq!(deposits(&bus, id).await, (4, 2));
+    }
 }
 
 fn registration(email: &str) -> Registration {
