@@ -490,7 +490,9 @@ async fn an_idempotent_replay_returns_the_first_response_and_appends_nothing(api
     for field in ["account_id", "version", "position"] {
         assert_eq!(two.body[field], one.body[field], "{field}");
     }
-    assert!(two.body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(two.body["access_token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     assert_ne!(two.body["refresh_token"], one.body["refresh_token"]);
 }
 
