@@ -67,7 +67,7 @@ pub enum AppError {
         /// How many times the use case ran.
         attempts: u32,
     },
-    /// A statement the caller added ([`Record`](crate::Record)) hit a unique key, so another
+    /// A statement the caller added (a `Record`) hit a unique key, so another
     /// request with the same record committed first; nothing of this one changed.
     #[error("the statement {0} hit a unique key")]
     Duplicate(&'static str),

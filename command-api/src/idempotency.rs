@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use eventstore_config::{Settings, Sql, Store};
+use eventstore_config::{Sql, Store};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -46,34 +46,9 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_KEY_LEN: usize = 255;
 /// Response headers kept with the stored response.
 const KEPT_HEADERS: [&str; 3] = ["content-type", "etag", "location"];
-/// The `secrets` row of the fingerprint key when no `jwt_secret` is configured.
-const FINGERPRINT_SECRET: &str = "idempotency_fingerprint_key";
 
 /// The caller a key belongs to when no valid access token came with the request.
 const ANONYMOUS: &str = "anonymous";
-
-/// The key of request fingerprints: the configured `jwt_secret`, else a secret generated once
-/// per database (in `secrets`).
-pub async fn fingerprint_key(settings: &Settings, store: &Store) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = settings.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-        return Ok(secret.as_bytes().to_vec());
-    }
-    let candidate: [u8; 32] = rand::random();
-    Sql::new(
-        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO NOTHING",
-    )
-    .arg(FINGERPRINT_SECRET)
-    .arg(hex::encode(candidate))
-    .arg(Utc::now())
-    .execute(store)
-    .await?;
-    let (value,): (String,) = Sql::new("SELECT value FROM secrets WHERE name = $1")
-        .arg(FINGERPRINT_SECRET)
-        .fetch_one(store)
-        .await?;
-    Ok(value.into_bytes())
-}
 
 /// An idempotent request in flight: what its use case stores with its events.
 #[derive(Debug)]

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use access::{Authenticator, LoginLimits, Passwords, PolicyCache, Tokens};
+use chrono::Utc;
 use domain::account::AccountServices;
 use domain::Currency;
-use eventstore_config::{CommandBus, Settings, Store};
+use eventstore_config::{CommandBus, Settings, Sql, Store};
 
 use crate::metrics::Metrics;
 
@@ -52,7 +53,7 @@ impl AppState {
             authenticator.cache().clone(),
             default_currency,
         );
-        let fingerprint_key = crate::idempotency::fingerprint_key(&settings, &store).await?;
+        let fingerprint_key = fingerprint_key(&settings, &store).await?;
         Ok(Self(Arc::new(Inner {
             app,
             login_limits: LoginLimits::from_settings(&settings),
@@ -128,4 +129,30 @@ impl AppState {
     pub fn fingerprint_key(&self) -> &[u8] {
         &self.0.fingerprint_key.0
     }
+}
+
+/// The `secrets` row of the idempotency fingerprint key when no `jwt_secret` is configured.
+const FINGERPRINT_SECRET: &str = "idempotency_fingerprint_key";
+
+/// The key of request fingerprints: the configured `jwt_secret`, else a secret generated once
+/// per database (in `secrets`).
+async fn fingerprint_key(settings: &Settings, store: &Store) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = settings.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let candidate: [u8; 32] = rand::random();
+    Sql::new(
+        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .arg(FINGERPRINT_SECRET)
+    .arg(hex::encode(candidate))
+    .arg(Utc::now())
+    .execute(store)
+    .await?;
+    let (value,): (String,) = Sql::new("SELECT value FROM secrets WHERE name = $1")
+        .arg(FINGERPRINT_SECRET)
+        .fetch_one(store)
+        .await?;
+    Ok(value.into_bytes())
 }

@@ -2,7 +2,7 @@
 //! the domain decide, append the events with metadata (serialized by cqrs-es, one `INSERT`
 //! statement per command), and retry a lost optimistic-concurrency race a bounded number of
 //! times. Use cases that decide on several aggregates commit through a
-//! [`UnitOfWork`](crate::unit_of_work::UnitOfWork) instead.
+//! `UnitOfWork` (the `unit_of_work` module) instead.
 
 use std::error::Error as StdError;
 use std::time::Duration;
