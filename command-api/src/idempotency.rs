@@ -8,7 +8,7 @@
 //! `Idempotent-Replayed: true`) or nothing (it runs). A rejection (4xx) is stored too, in its
 //! own statement; a 5xx is not stored, so the request can be retried.
 //!
-//! Concurrent duplicates: within a process, a key in flight answers 409 "in progress". Across
+//! Concurrent duplicates: within an app, a key in flight answers 409 "in progress". Across
 //! processes both run, and the second's record hits the table's primary key at commit, which
 //! rolls its whole transaction back; it then answers with the first's stored response.
 //!
@@ -18,9 +18,8 @@
 //! password included, proves as much as a login); `/sessions` and `/sessions/refresh` refuse
 //! the header with a 400.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -36,7 +35,7 @@ use sha2::Sha256;
 use crate::auth::TokenKind;
 use crate::error::{AnsweredMeanwhile, ApiError, IDEMPOTENCY_RECORD};
 use crate::respond::{RegisteredRecord, Reply};
-use crate::state::AppState;
+use crate::state::{AppState, KeysInFlight};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -107,25 +106,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotent {
     }
 }
 
-/// Keys in flight in this process.
-fn in_flight() -> &'static Mutex<HashSet<(String, String)>> {
-    static KEYS: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
-    KEYS.get_or_init(Default::default)
-}
-
-/// Holds a key in flight until dropped.
-struct InFlight((String, String));
+/// Holds a key in flight in its app until dropped.
+struct InFlight(KeysInFlight, (String, String));
 
 impl InFlight {
-    fn take(key: &str, subject: &str) -> Option<Self> {
+    fn take(keys: &KeysInFlight, key: &str, subject: &str) -> Option<Self> {
         let entry = (key.to_owned(), subject.to_owned());
-        let inserted = in_flight()
+        let inserted = keys
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(entry.clone());
         // Built only after the lock is released: dropping one takes the lock.
         if inserted {
-            Some(InFlight(entry))
+            Some(InFlight(keys.clone(), entry))
         } else {
             None
         }
@@ -134,10 +127,10 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        in_flight()
+        self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
+            .remove(&self.1);
     }
 }
 
@@ -227,7 +220,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     if let Some(stored) = lookup(state.store(), &key, &subject).await? {
         return replay(&state, stored, &fingerprint, registration);
     }
-    let Some(guard) = InFlight::take(&key, &subject) else {
+    let Some(guard) = InFlight::take(state.keys_in_flight(), &key, &subject) else {
         return Err(in_progress());
     };
     let pending = Arc::new(Pending {
@@ -299,10 +292,22 @@ async fn run(
         }
     };
     let stored = StoredResponse::capture(parts.status, &parts.headers, &bytes);
-    if let Err(error) = insert(&pending, &stored, true).execute(state.store()).await {
-        tracing::error!(%error, "storing an idempotent response failed");
+    let mut response = Response::from_parts(parts, Body::from(bytes));
+    match insert(&pending, &stored, true).execute(state.store()).await {
+        // Another process stored this key's answer meanwhile (e.g. its registration claimed the
+        // e-mail this one was refused for): the first answer wins.
+        Ok(0) => {
+            response.extensions_mut().insert(ReplayOf(
+                pending.key.clone(),
+                pending.subject.clone(),
+                pending.fingerprint.clone(),
+            ));
+            return (response, true);
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "storing an idempotent response failed"),
     }
-    (Response::from_parts(parts, Body::from(bytes)), false)
+    (response, false)
 }
 
 fn fingerprint(key: &[u8], method: &Method, path: &str, body: &[u8]) -> String {

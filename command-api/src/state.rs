@@ -25,7 +25,11 @@ struct Inner {
     login_limits: LoginLimits,
     metrics: Arc<Metrics>,
     fingerprint_key: Secret,
+    in_flight: KeysInFlight,
 }
+
+/// The `(Idempotency-Key, caller)` pairs whose requests are running in this app.
+pub type KeysInFlight = Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>;
 
 /// Key bytes that never show in `Debug` output.
 struct Secret(Vec<u8>);
@@ -60,6 +64,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             authenticator,
             fingerprint_key: Secret(fingerprint_key),
+            in_flight: KeysInFlight::default(),
             settings,
             store,
         })))
@@ -123,6 +128,11 @@ impl AppState {
     /// Currency of wallets opened at registration.
     pub fn default_currency(&self) -> Currency {
         self.0.app.default_currency()
+    }
+
+    /// The idempotent requests running in this app.
+    pub fn keys_in_flight(&self) -> &KeysInFlight {
+        &self.0.in_flight
     }
 
     /// The key of idempotency fingerprints.

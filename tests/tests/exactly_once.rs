@@ -205,6 +205,7 @@ mod in_process {
 
     api_tests!(
         a_key_raced_through_two_processes_appends_once_and_answers_alike,
+        a_registration_raced_through_two_processes_answers_one_account,
         the_session_routes_refuse_an_idempotency_key,
     );
 
@@ -267,6 +268,48 @@ mod in_process {
             let (status, body) = send(base).await;
             assert_eq!((status, &body), (StatusCode::CREATED, &created[0].1));
         }
+    }
+
+    async fn a_registration_raced_through_two_processes_answers_one_account(api: TestApi) {
+        // Given two API processes over one database
+        let other = api.other_server().await;
+        for round in 0..4 {
+            // When one keyed registration is sent to both at once
+            let body = json!({
+                "email": format!("raced{round}@example.com"),
+                "password": "a long password",
+                "name": "Raced",
+            });
+            let send = |base: String| {
+                let body = body.clone();
+                async move {
+                    let response = reqwest::Client::new()
+                        .post(format!("{base}/api/v1/accounts"))
+                        .header("Idempotency-Key", format!("register-{round}"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("sent");
+                    let status = response.status();
+                    let body: serde_json::Value = response.json().await.expect("JSON");
+                    (status, body)
+                }
+            };
+            let (one, two) = tokio::join!(send(api.base.clone()), send(other.base.clone()));
+
+            // Then both answer the one account the first registered (never "email in use"),
+            // unless one was still in progress in its own process
+            assert_eq!(one.0, StatusCode::CREATED, "{}", one.1);
+            assert_eq!(two.0, StatusCode::CREATED, "{}", two.1);
+            assert_eq!(one.1["account_id"], two.1["account_id"]);
+        }
+        let accounts: (i64,) = eventstore_config::Sql::new(
+            "SELECT count(*) FROM events WHERE event_type = 'AccountRegistered'",
+        )
+        .fetch_one(api.store())
+        .await
+        .expect("count");
+        assert_eq!(accounts.0, 4);
     }
 
     async fn the_session_routes_refuse_an_idempotency_key(api: TestApi) {
