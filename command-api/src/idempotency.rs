@@ -233,29 +233,25 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     parts.extensions.insert(pending.clone());
     let request = Request::from_parts(parts, Body::from(bytes));
     // The command runs in its own task: a client hanging up cannot cut it off half-way.
-    let task = tokio::spawn(run(state.clone(), pending, request, next, guard));
-    let (response, replay_stored) = task.await.map_err(ApiError::internal)?;
-    if !replay_stored {
-        return Ok(response);
-    }
-    // Another process committed this key first: answer with its stored response.
-    let (key, subject, fingerprint) = replay_stored_key(&response);
-    match lookup(state.store(), &key, &subject).await? {
-        Some(stored) => replay(&state, stored, &fingerprint, registration),
-        None => Err(in_progress()),
+    let task = tokio::spawn(run(state.clone(), pending.clone(), request, next, guard));
+    match task.await.map_err(ApiError::internal)? {
+        Ran::Answered(response) => Ok(response),
+        // Another process committed this key first: answer with its stored response.
+        Ran::AnsweredElsewhere => {
+            match lookup(state.store(), &pending.key, &pending.subject).await? {
+                Some(stored) => replay(&state, stored, &pending.fingerprint, registration),
+                None => Err(in_progress()),
+            }
+        }
     }
 }
 
-/// What the task hands back for a replay after a lost race.
-#[derive(Debug, Clone)]
-struct ReplayOf(String, String, String);
-
-fn replay_stored_key(response: &Response) -> (String, String, String) {
-    response
-        .extensions()
-        .get::<ReplayOf>()
-        .map(|r| (r.0.clone(), r.1.clone(), r.2.clone()))
-        .unwrap_or_default()
+/// How running a keyed request ended.
+enum Ran {
+    /// With this answer.
+    Answered(Response),
+    /// Another process stored an answer for the key first: that one is the answer.
+    AnsweredElsewhere,
 }
 
 #[tracing::instrument(skip_all, fields(key = %pending.key, subject = %pending.subject))]
@@ -265,49 +261,34 @@ async fn run(
     request: Request,
     next: Next,
     _guard: InFlight,
-) -> (Response, bool) {
+) -> Ran {
     let response = next.run(request).await;
     if response.extensions().get::<AnsweredMeanwhile>().is_some() {
-        let mut response = response;
-        response.extensions_mut().insert(ReplayOf(
-            pending.key.clone(),
-            pending.subject.clone(),
-            pending.fingerprint.clone(),
-        ));
-        return (response, true);
+        return Ran::AnsweredElsewhere;
     }
     if pending.stored.load(Ordering::Acquire) || response.status().is_server_error() {
-        return (response, false);
+        return Ran::Answered(response);
     }
     // Not stored by a use case (a rejection, or a route without one): store it on its own.
     let (parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(error) => {
-            return (
+            return Ran::Answered(
                 ApiError::internal(anyhow::anyhow!("reading the response: {error}"))
                     .into_response(),
-                false,
             )
         }
     };
     let stored = StoredResponse::capture(parts.status, &parts.headers, &bytes);
-    let mut response = Response::from_parts(parts, Body::from(bytes));
     match insert(&pending, &stored, true).execute(state.store()).await {
         // Another process stored this key's answer meanwhile (e.g. its registration claimed the
         // e-mail this one was refused for): the first answer wins.
-        Ok(0) => {
-            response.extensions_mut().insert(ReplayOf(
-                pending.key.clone(),
-                pending.subject.clone(),
-                pending.fingerprint.clone(),
-            ));
-            return (response, true);
-        }
+        Ok(0) => return Ran::AnsweredElsewhere,
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "storing an idempotent response failed"),
     }
-    (response, false)
+    Ran::Answered(Response::from_parts(parts, Body::from(bytes)))
 }
 
 fn fingerprint(key: &[u8], method: &Method, path: &str, body: &[u8]) -> String {
