@@ -1,17 +1,20 @@
 //! The API's one error type and its JSON body `{"errors":[{"message","field"}]}`.
 
+use application::{AppError, DomainError, Kind, Rejected};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::account::AccountError;
-use domain::order::OrderError;
-use domain::policy_set::PolicySetError;
-use domain::product::ProductError;
-use domain::wallet::WalletError;
-use domain::Rejection;
 use eventstore_config::{CommandError, ReadError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// The name of the statement storing an idempotent request's answer in its use case's
+/// transaction.
+pub const IDEMPOTENCY_RECORD: &str = "idempotency record";
+
+/// Marks the response of [`ApiError::AlreadyAnswered`] for the idempotency middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct AnsweredMeanwhile;
 
 /// One problem with a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -111,6 +114,11 @@ pub enum ApiError {
         /// Seconds to wait (the `Retry-After` header).
         retry_after_secs: u64,
     },
+    /// 409 while answering: another request with the same `Idempotency-Key` committed first
+    /// (in another process); the idempotency middleware answers with that request's stored
+    /// response instead.
+    #[error("a request with this Idempotency-Key was answered meanwhile")]
+    AlreadyAnswered,
     /// 500: the store or another part of the infrastructure failed. The cause is logged; the
     /// answer says nothing more.
     #[error("internal error")]
@@ -155,7 +163,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::AlreadyAnswered => StatusCode::CONFLICT,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -174,6 +182,7 @@ impl ApiError {
             | ApiError::Unprocessable { field, .. }
             | ApiError::TooManyRequests { field, .. } => field.clone(),
             ApiError::UnsupportedMediaType(_) => Some("Content-Type".to_owned()),
+            ApiError::AlreadyAnswered => Some("Idempotency-Key".to_owned()),
             _ => None,
         }
     }
@@ -218,6 +227,9 @@ impl IntoResponse for ApiError {
                 HeaderValue::from(*retry_after_secs),
             );
         }
+        if let ApiError::AlreadyAnswered = &self {
+            response.extensions_mut().insert(AnsweredMeanwhile);
+        }
         if let ApiError::Unauthorized(_) = &self {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -240,123 +252,59 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// A domain error the API can answer with: its rejection kind and the request field it is
-/// about, when there is one.
-pub trait DomainRejection: std::error::Error + Send + Sync + 'static {
-    /// Not found, conflict or unprocessable.
-    fn kind(&self) -> Rejection;
-    /// The request field at fault.
-    fn field(&self) -> Option<&'static str> {
-        None
-    }
-    /// True when the failure is the infrastructure's, not the caller's.
-    fn is_infrastructure(&self) -> bool {
-        false
-    }
-}
-
-impl DomainRejection for AccountError {
-    fn kind(&self) -> Rejection {
-        AccountError::kind(self)
-    }
-    fn field(&self) -> Option<&'static str> {
-        match self {
-            AccountError::EmailTaken => Some("email"),
-            AccountError::InvalidName(_) => Some("name"),
-            AccountError::EmptyPasswordHash => Some("password"),
-            _ => None,
-        }
-    }
-    fn is_infrastructure(&self) -> bool {
-        AccountError::is_infrastructure(self)
-    }
-}
-
-impl DomainRejection for WalletError {
-    fn kind(&self) -> Rejection {
-        WalletError::kind(self)
-    }
-    fn field(&self) -> Option<&'static str> {
-        match self {
-            WalletError::NonPositiveAmount | WalletError::AmountOverflow => Some("amount"),
-            WalletError::CurrencyMismatch { .. } => Some("currency"),
-            _ => None,
-        }
-    }
-}
-
-impl DomainRejection for ProductError {
-    fn kind(&self) -> Rejection {
-        ProductError::kind(self)
-    }
-    fn field(&self) -> Option<&'static str> {
-        match self {
-            ProductError::InvalidName(_) => Some("name"),
-            ProductError::DescriptionTooLong { .. } | ProductError::InvalidDescription(_) => {
-                Some("description")
-            }
-            ProductError::NonPositivePrice => Some("price"),
-            ProductError::StockOverflow => Some("quantity"),
-            _ => None,
-        }
-    }
-}
-
-impl DomainRejection for OrderError {
-    fn kind(&self) -> Rejection {
-        OrderError::kind(self)
-    }
-    fn field(&self) -> Option<&'static str> {
-        match self {
-            OrderError::EmptyOrder
-            | OrderError::TooManyItems { .. }
-            | OrderError::DuplicateItem { .. } => Some("items"),
-            OrderError::CurrencyMismatch { .. } => Some("currency"),
-            _ => None,
-        }
-    }
-}
-
-impl DomainRejection for PolicySetError {
-    fn kind(&self) -> Rejection {
-        PolicySetError::kind(self)
-    }
-}
-
-impl<E: DomainRejection> From<CommandError<E>> for ApiError {
+impl<E: DomainError> From<CommandError<E>> for ApiError {
     fn from(error: CommandError<E>) -> Self {
+        ApiError::from(AppError::from(error))
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
         match error {
-            CommandError::Rejected(e) if e.is_infrastructure() => ApiError::internal(e),
-            CommandError::Rejected(e) => {
-                let message = e.to_string();
-                let field = e.field().map(str::to_owned);
-                match e.kind() {
-                    Rejection::NotFound => ApiError::NotFound { message, field },
-                    Rejection::Conflict => ApiError::Conflict {
+            AppError::Rejected(rejected) => {
+                let Rejected {
+                    kind,
+                    message,
+                    field,
+                    current_version,
+                    retry_after_secs,
+                } = rejected;
+                match kind {
+                    Kind::NotFound => ApiError::NotFound { message, field },
+                    Kind::Conflict => ApiError::Conflict {
                         message,
                         field,
-                        current_version: None,
+                        current_version,
                     },
-                    Rejection::Unprocessable => ApiError::Unprocessable { message, field },
+                    Kind::Unprocessable => ApiError::Unprocessable { message, field },
+                    Kind::Forbidden => ApiError::Forbidden(message),
+                    Kind::Unauthorized => ApiError::Unauthorized(message),
+                    Kind::TooManyRequests => ApiError::TooManyRequests {
+                        message,
+                        field,
+                        retry_after_secs: retry_after_secs.unwrap_or(1),
+                    },
                 }
             }
-            CommandError::VersionMismatch { expected, actual } => ApiError::Conflict {
-                message: format!(
-                    "If-Match names version {expected}, but the current version is {actual}"
-                ),
-                field: None,
-                current_version: Some(actual),
-            },
-            CommandError::Conflict { attempts } => ApiError::Conflict {
+            AppError::Contended { attempts } => ApiError::Conflict {
                 message: format!(
                     "the resource kept changing concurrently; gave up after {attempts} attempts"
                 ),
                 field: None,
                 current_version: None,
             },
-            CommandError::Infrastructure(e) => {
-                ApiError::Internal(anyhow::Error::from_boxed(e).context("the event store failed"))
+            AppError::Duplicate(IDEMPOTENCY_RECORD) => ApiError::AlreadyAnswered,
+            AppError::Duplicate(name) => {
+                ApiError::internal(anyhow::anyhow!("the statement {name} hit a unique key"))
             }
+            AppError::Busy {
+                message,
+                retry_after_secs,
+            } => ApiError::ServiceUnavailable {
+                message,
+                retry_after_secs,
+            },
+            AppError::Failed(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -252,10 +252,13 @@ impl RequestId {
 
     /// Event metadata for a command `actor` issues in this request.
     pub fn metadata(&self, actor: &str) -> eventstore_config::EventMetadata {
-        let meta = eventstore_config::EventMetadata::for_actor(actor);
-        match &self.0 {
-            Some(id) => meta.with_request_id(id.clone()).correlated(id.clone()),
-            None => meta,
+        self.origin().metadata(actor)
+    }
+
+    /// The request's origin, for the use cases.
+    pub fn origin(&self) -> application::Origin {
+        application::Origin {
+            request_id: self.0.clone(),
         }
     }
 }

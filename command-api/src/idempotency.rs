@@ -1,24 +1,41 @@
 //! `Idempotency-Key`: a request repeated with the same key (by the same caller) gets the first
 //! response back and changes nothing; the same key with another request is a 422.
 //!
-//! The key is claimed in the `idempotency_keys` table before the command runs (an insert that
-//! only one concurrent request can win; a second one meanwhile gets 409 "in progress"). The
-//! command then runs in its own task, so a client hanging up cannot leave the claim behind, and
-//! the response (status, body and the headers that matter) is stored with the claim. A 5xx
-//! releases the claim so the request can be retried. A claim left by a process that died while
-//! running the command is taken over after [`ABANDONED_AFTER_SECS`].
+//! Exactly once, across crashes: nothing is claimed before the command runs. The handler's use
+//! case stores the record (key, caller, the request's fingerprint and the response: status,
+//! body, kept headers) as a statement of the SAME transaction that appends its events, so a
+//! request has both effects or neither. A retry finds the stored response (replayed with
+//! `Idempotent-Replayed: true`) or nothing (it runs). A rejection (4xx) is stored too, in its
+//! own statement; a 5xx is not stored, so the request can be retried.
+//!
+//! Concurrent duplicates: within an app, a key in flight answers 409 "in progress". Across
+//! processes both run, and the second's record hits the table's primary key at commit, which
+//! rolls its whole transaction back; it then answers with the first's stored response.
+//!
+//! The fingerprint is an HMAC-SHA256 of method, path and body under a server secret (bodies may
+//! hold passwords). Token-issuing answers are never stored: a registration's record keeps its
+//! answer without tokens, and a replay issues fresh tokens for that account (its repeated body,
+//! password included, proves as much as a login); `/sessions` and `/sessions/refresh` refuse
+//! the header with a 400.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use eventstore_config::Store;
-use sha2::{Digest, Sha256};
+use chrono::Utc;
+use eventstore_config::{Sql, Store};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::auth::TokenKind;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::{AnsweredMeanwhile, ApiError, IDEMPOTENCY_RECORD};
+use crate::respond::{RegisteredRecord, Reply};
+use crate::state::{AppState, KeysInFlight};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -26,13 +43,111 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
-/// An unfinished claim older than this is considered abandoned by a dead process.
-pub const ABANDONED_AFTER_SECS: i64 = 60;
 /// Response headers kept with the stored response.
 const KEPT_HEADERS: [&str; 3] = ["content-type", "etag", "location"];
 
 /// The caller a key belongs to when no valid access token came with the request.
 const ANONYMOUS: &str = "anonymous";
+
+/// An idempotent request in flight: what its use case stores with its events.
+#[derive(Debug)]
+struct Pending {
+    key: String,
+    subject: String,
+    fingerprint: String,
+    /// Set when a use case made the record statement (just before its COMMIT).
+    offered: AtomicBool,
+    /// Set by the handler once that use case succeeded: its transaction stored the record.
+    stored: AtomicBool,
+}
+
+/// The handler's side of an idempotent request (none without an `Idempotency-Key`): the
+/// record statement for its use case's transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Idempotent(Option<Arc<Pending>>);
+
+/// The statement storing an answer, made from a use case's outcome.
+pub type RecordFn<O> = Box<dyn Fn(&O) -> Vec<(&'static str, Sql)> + Send + Sync>;
+
+impl Idempotent {
+    /// The record statement for a use case whose answer `reply` builds from its outcome (None
+    /// without a key). Pass it as the use case's record (`.as_deref()`).
+    pub fn record<O: 'static>(
+        &self,
+        reply: impl Fn(&O) -> Reply + Send + Sync + 'static,
+    ) -> Option<RecordFn<O>> {
+        let pending = self.0.clone()?;
+        Some(Box::new(move |outcome: &O| {
+            pending.offered.store(true, Ordering::Release);
+            let reply = reply(outcome);
+            let stored = StoredResponse {
+                status: reply.status.as_u16(),
+                body: String::from_utf8_lossy(&reply.body).into_owned(),
+                headers: reply.headers(),
+            };
+            vec![(IDEMPOTENCY_RECORD, insert(&pending, &stored, false))]
+        }))
+    }
+
+    /// Notes how the use case ended: on success, a record it made was committed with it.
+    pub fn settle<T, E>(&self, result: &Result<T, E>) {
+        if let (Some(pending), Ok(_)) = (&self.0, result) {
+            let offered = pending.offered.load(Ordering::Acquire);
+            pending.stored.store(offered, Ordering::Release);
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Idempotent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Idempotent(parts.extensions.get::<Arc<Pending>>().cloned()))
+    }
+}
+
+/// Holds a key in flight in its app until dropped.
+struct InFlight(KeysInFlight, (String, String));
+
+impl InFlight {
+    fn take(keys: &KeysInFlight, key: &str, subject: &str) -> Option<Self> {
+        let entry = (key.to_owned(), subject.to_owned());
+        let inserted = keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.clone());
+        // Built only after the lock is released: dropping one takes the lock.
+        if inserted {
+            Some(InFlight(keys.clone(), entry))
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
+fn in_progress() -> ApiError {
+    ApiError::Conflict {
+        message: "a request with this Idempotency-Key is still in progress".into(),
+        field: Some("Idempotency-Key".into()),
+        current_version: None,
+    }
+}
+
+fn reused() -> ApiError {
+    ApiError::unprocessable(
+        "this Idempotency-Key was already used with another request",
+        Some("Idempotency-Key"),
+    )
+}
 
 /// The middleware (on every route of `/api/v1`; only unsafe methods with the header are
 /// affected).
@@ -41,6 +156,16 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
+}
+
+/// Routes whose answers hold bearer tokens and have no token-free record: they refuse the key.
+fn issues_tokens(path: &str) -> bool {
+    path.ends_with("/sessions") || path.ends_with("/sessions/refresh")
+}
+
+/// A registration's answer: stored without tokens, replayed with fresh ones.
+fn is_registration(method: &Method, path: &str) -> bool {
+    method == Method::POST && path.ends_with("/accounts")
 }
 
 async fn handle(state: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
@@ -53,6 +178,13 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     let Some(key) = request.headers().get(HEADER) else {
         return Ok(next.run(request).await);
     };
+    if issues_tokens(request.uri().path()) {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key is not accepted on routes that issue tokens; repeat the request \
+             without it",
+            Some("Idempotency-Key"),
+        ));
+    }
     let key = key
         .to_str()
         .ok()
@@ -66,7 +198,7 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
         })?
         .to_owned();
 
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let subject = match crate::authz::bearer(&parts) {
         Ok(Some(token)) => state
             .tokens()
@@ -77,96 +209,96 @@ async fn handle(state: AppState, request: Request, next: Next) -> Result<Respons
     };
     let limit = state.settings().max_body_bytes;
     let bytes = crate::extract::read_body(body, limit).await?;
-    let hash = request_hash(
-        &parts.method,
-        parts.uri.path_and_query().map(|p| p.as_str()),
-        &bytes,
-    );
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let fingerprint = fingerprint(state.fingerprint_key(), &parts.method, &path, &bytes);
+    let registration = is_registration(&parts.method, parts.uri.path());
 
-    let store = state.store().clone();
-    for _ in 0..3 {
-        match claim(&store, &key, &subject, &hash).await? {
-            Claim::Won => {
-                let request = Request::from_parts(parts, Body::from(bytes));
-                let task = tokio::spawn(run_and_store(
-                    store.clone(),
-                    key.clone(),
-                    subject.clone(),
-                    request,
-                    next,
-                ));
-                return match task.await {
-                    Ok(response) => Ok(response),
-                    Err(join_error) => {
-                        release(&store, &key, &subject).await;
-                        Err(ApiError::internal(join_error))
-                    }
-                };
+    if let Some(stored) = lookup(state.store(), &key, &subject).await? {
+        return replay(&state, stored, &fingerprint, registration);
+    }
+    let Some(guard) = InFlight::take(state.keys_in_flight(), &key, &subject) else {
+        return Err(in_progress());
+    };
+    let pending = Arc::new(Pending {
+        key,
+        subject,
+        fingerprint,
+        offered: AtomicBool::new(false),
+        stored: AtomicBool::new(false),
+    });
+    parts.extensions.insert(pending.clone());
+    let request = Request::from_parts(parts, Body::from(bytes));
+    // The command runs in its own task: a client hanging up cannot cut it off half-way.
+    let task = tokio::spawn(run(state.clone(), pending.clone(), request, next, guard));
+    match task.await.map_err(ApiError::internal)? {
+        Ran::Answered(response) => Ok(response),
+        // Another process committed this key first: answer with its stored response.
+        Ran::AnsweredElsewhere => {
+            match lookup(state.store(), &pending.key, &pending.subject).await? {
+                Some(stored) => replay(&state, stored, &pending.fingerprint, registration),
+                None => Err(in_progress()),
             }
-            Claim::Stored(stored) if stored.hash != hash => {
-                return Err(ApiError::unprocessable(
-                    "this Idempotency-Key was already used with another request",
-                    Some("Idempotency-Key"),
-                ))
-            }
-            Claim::Stored(stored) => match stored.response {
-                Some(response) => return Ok(response.into_response()),
-                None => {
-                    return Err(ApiError::Conflict {
-                        message: "a request with this Idempotency-Key is still in progress".into(),
-                        field: Some("Idempotency-Key".into()),
-                        current_version: None,
-                    })
-                }
-            },
-            Claim::Vanished => continue,
         }
     }
-    Err(ApiError::Conflict {
-        message: "a request with this Idempotency-Key is still in progress".into(),
-        field: Some("Idempotency-Key".into()),
-        current_version: None,
-    })
 }
 
-#[tracing::instrument(skip_all, fields(key = %key, subject = %subject))]
-async fn run_and_store(
-    store: Store,
-    key: String,
-    subject: String,
+/// How running a keyed request ended.
+enum Ran {
+    /// With this answer.
+    Answered(Response),
+    /// Another process stored an answer for the key first: that one is the answer.
+    AnsweredElsewhere,
+}
+
+#[tracing::instrument(skip_all, fields(key = %pending.key, subject = %pending.subject))]
+async fn run(
+    state: AppState,
+    pending: Arc<Pending>,
     request: Request,
     next: Next,
-) -> Response {
+    _guard: InFlight,
+) -> Ran {
     let response = next.run(request).await;
+    if response.extensions().get::<AnsweredMeanwhile>().is_some() {
+        return Ran::AnsweredElsewhere;
+    }
+    if pending.stored.load(Ordering::Acquire) || response.status().is_server_error() {
+        return Ran::Answered(response);
+    }
+    // Not stored by a use case (a rejection, or a route without one): store it on its own.
     let (parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(error) => {
-            release(&store, &key, &subject).await;
-            return ApiError::internal(anyhow::anyhow!("reading the response: {error}"))
-                .into_response();
+            return Ran::Answered(
+                ApiError::internal(anyhow::anyhow!("reading the response: {error}"))
+                    .into_response(),
+            )
         }
     };
-    if parts.status.is_server_error() {
-        release(&store, &key, &subject).await;
-    } else {
-        let stored = StoredResponse::capture(parts.status, &parts.headers, &bytes);
-        if let Err(error) = complete(&store, &key, &subject, &stored).await {
-            tracing::error!(error = %error, "storing an idempotent response failed");
-            release(&store, &key, &subject).await;
-        }
+    let stored = StoredResponse::capture(parts.status, &parts.headers, &bytes);
+    match insert(&pending, &stored, true).execute(state.store()).await {
+        // Another process stored this key's answer meanwhile (e.g. its registration claimed the
+        // e-mail this one was refused for): the first answer wins.
+        Ok(0) => return Ran::AnsweredElsewhere,
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "storing an idempotent response failed"),
     }
-    Response::from_parts(parts, Body::from(bytes))
+    Ran::Answered(Response::from_parts(parts, Body::from(bytes)))
 }
 
-fn request_hash(method: &Method, path: Option<&str>, body: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(method.as_str().as_bytes());
-    hasher.update(b" ");
-    hasher.update(path.unwrap_or("").as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body);
-    hex::encode(hasher.finalize())
+fn fingerprint(key: &[u8], method: &Method, path: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(method.as_str().as_bytes());
+    mac.update(b" ");
+    mac.update(path.as_bytes());
+    mac.update(b"\n");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// A response as stored with its key.
@@ -213,166 +345,121 @@ impl IntoResponse for StoredResponse {
     }
 }
 
-struct Existing {
-    hash: String,
-    response: Option<StoredResponse>,
+/// A stored record: its fingerprint and response.
+struct Stored {
+    fingerprint: String,
+    response: StoredResponse,
 }
 
-enum Claim {
-    Won,
-    Stored(Existing),
-    /// The row was released between the failed insert and the read: try again.
-    Vanished,
+/// The answer to a repeat: the stored response (a registration's with fresh tokens), or 422
+/// when the key came with another request.
+fn replay(
+    state: &AppState,
+    stored: Stored,
+    fingerprint: &str,
+    registration: bool,
+) -> Result<Response, ApiError> {
+    if stored.fingerprint != fingerprint {
+        return Err(reused());
+    }
+    let mut response = stored.response;
+    if registration && response.status == StatusCode::CREATED.as_u16() {
+        let record: RegisteredRecord =
+            serde_json::from_str(&response.body).map_err(ApiError::internal)?;
+        let tokens = application::sessions::issue(state.app(), record.account_id)?;
+        let reply = Reply::json(
+            StatusCode::CREATED,
+            record.version,
+            &record.with_tokens(tokens),
+        );
+        response.body = String::from_utf8_lossy(&reply.body).into_owned();
+    }
+    Ok(response.into_response())
 }
 
-type Row = (String, Option<i32>, Option<String>, Option<String>, bool);
+/// The statement storing `response` for `pending`'s key; `if_absent`: a no-op when a record
+/// exists (a stored rejection racing another), else a unique violation.
+fn insert(pending: &Pending, response: &StoredResponse, if_absent: bool) -> Sql {
+    let headers = serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into());
+    let now = Utc::now();
+    let mut sql = Sql::new(
+        "INSERT INTO idempotency_keys (idempotency_key, subject, request_hash, status, \
+         response_body, response_headers, created_at, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    )
+    .arg(pending.key.as_str())
+    .arg(pending.subject.as_str())
+    .arg(pending.fingerprint.as_str())
+    .arg(i64::from(response.status))
+    .arg(response.body.as_str())
+    .arg(headers)
+    .arg(now);
+    if if_absent {
+        sql.push(" ON CONFLICT DO NOTHING");
+    }
+    sql
+}
 
-async fn claim(store: &Store, key: &str, subject: &str, hash: &str) -> Result<Claim, ApiError> {
-    let (inserted, row): (u64, Option<Row>) = match store {
-        Store::Postgres(pool) => {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (idempotency_key, subject, request_hash) \
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(key)
-            .bind(subject)
-            .bind(hash)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            let row = if inserted == 0 {
-                sqlx::query_as(
-                    "SELECT request_hash, status, response_body, response_headers, \
-                            status IS NULL AND created_at < now() - make_interval(secs => $3) \
-                       FROM idempotency_keys WHERE idempotency_key = $1 AND subject = $2",
-                )
-                .bind(key)
-                .bind(subject)
-                .bind(ABANDONED_AFTER_SECS as f64)
-                .fetch_optional(pool)
-                .await?
-            } else {
-                None
-            };
-            (inserted, row)
-        }
-        Store::Sqlite(pool) => {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (idempotency_key, subject, request_hash) \
-                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            )
-            .bind(key)
-            .bind(subject)
-            .bind(hash)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            let row = if inserted == 0 {
-                sqlx::query_as(
-                    "SELECT request_hash, status, response_body, response_headers, \
-                            status IS NULL AND created_at < \
-                              strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || ?3 || ' seconds') \
-                       FROM idempotency_keys WHERE idempotency_key = ?1 AND subject = ?2",
-                )
-                .bind(key)
-                .bind(subject)
-                .bind(ABANDONED_AFTER_SECS)
-                .fetch_optional(pool)
-                .await?
-            } else {
-                None
-            };
-            (inserted, row)
-        }
-    };
-    if inserted == 1 {
-        return Ok(Claim::Won);
-    }
-    let Some((stored_hash, status, body, headers, abandoned)) = row else {
-        return Ok(Claim::Vanished);
-    };
-    if abandoned {
-        // A dead process's claim: drop it and claim again.
-        release(store, key, subject).await;
-        return Ok(Claim::Vanished);
-    }
-    let response = status.map(|status| StoredResponse {
-        status: status as u16,
-        body: body.unwrap_or_default(),
-        headers: headers
-            .and_then(|h| serde_json::from_str(&h).ok())
-            .unwrap_or_default(),
-    });
-    Ok(Claim::Stored(Existing {
-        hash: stored_hash,
-        response,
+type Row = (String, Option<i32>, Option<String>, Option<String>);
+
+async fn lookup(store: &Store, key: &str, subject: &str) -> Result<Option<Stored>, ApiError> {
+    let row: Option<Row> = Sql::new(
+        "SELECT request_hash, status, response_body, response_headers \
+           FROM idempotency_keys WHERE idempotency_key = $1 AND subject = $2",
+    )
+    .arg(key)
+    .arg(subject)
+    .fetch_optional(store)
+    .await?;
+    Ok(row.and_then(|(fingerprint, status, body, headers)| {
+        Some(Stored {
+            fingerprint,
+            response: StoredResponse {
+                status: u16::try_from(status?).ok()?,
+                body: body.unwrap_or_default(),
+                headers: headers
+                    .and_then(|h| serde_json::from_str(&h).ok())
+                    .unwrap_or_default(),
+            },
+        })
     }))
 }
 
-async fn complete(
-    store: &Store,
-    key: &str,
-    subject: &str,
-    response: &StoredResponse,
-) -> Result<(), sqlx::Error> {
-    let headers = serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".into());
-    match store {
-        Store::Postgres(pool) => {
-            sqlx::query(
-                "UPDATE idempotency_keys SET status = $3, response_body = $4, \
-                        response_headers = $5, completed_at = now() \
-                  WHERE idempotency_key = $1 AND subject = $2",
-            )
-            .bind(key)
-            .bind(subject)
-            .bind(i32::from(response.status))
-            .bind(&response.body)
-            .bind(headers)
-            .execute(pool)
-            .await?;
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query(
-                "UPDATE idempotency_keys SET status = ?3, response_body = ?4, \
-                        response_headers = ?5, \
-                        completed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-                  WHERE idempotency_key = ?1 AND subject = ?2",
-            )
-            .bind(key)
-            .bind(subject)
-            .bind(i32::from(response.status))
-            .bind(&response.body)
-            .bind(headers)
-            .execute(pool)
-            .await?;
-        }
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Drops an unfinished claim so the request may be retried (best effort: logged on failure).
-async fn release(store: &Store, key: &str, subject: &str) {
-    let result = match store {
-        Store::Postgres(pool) => sqlx::query(
-            "DELETE FROM idempotency_keys \
-                  WHERE idempotency_key = $1 AND subject = $2 AND status IS NULL",
-        )
-        .bind(key)
-        .bind(subject)
-        .execute(pool)
-        .await
-        .map(|_| ()),
-        Store::Sqlite(pool) => sqlx::query(
-            "DELETE FROM idempotency_keys \
-                  WHERE idempotency_key = ?1 AND subject = ?2 AND status IS NULL",
-        )
-        .bind(key)
-        .bind(subject)
-        .execute(pool)
-        .await
-        .map(|_| ()),
-    };
-    if let Err(error) = result {
-        tracing::error!(%error, "releasing an idempotency key failed");
+    #[test]
+    fn a_fingerprint_depends_on_the_key_and_on_every_part_of_the_request() {
+        let one = fingerprint(b"k1", &Method::POST, "/a", b"{\"password\":\"x\"}");
+        assert_eq!(
+            one,
+            fingerprint(b"k1", &Method::POST, "/a", b"{\"password\":\"x\"}")
+        );
+        assert_ne!(
+            one,
+            fingerprint(b"k2", &Method::POST, "/a", b"{\"password\":\"x\"}")
+        );
+        assert_ne!(
+            one,
+            fingerprint(b"k1", &Method::PUT, "/a", b"{\"password\":\"x\"}")
+        );
+        assert_ne!(
+            one,
+            fingerprint(b"k1", &Method::POST, "/b", b"{\"password\":\"x\"}")
+        );
+        assert_ne!(
+            one,
+            fingerprint(b"k1", &Method::POST, "/a", b"{\"password\":\"y\"}")
+        );
+    }
+
+    #[test]
+    fn only_the_session_routes_refuse_the_key() {
+        assert!(issues_tokens("/api/v1/sessions"));
+        assert!(issues_tokens("/sessions/refresh"));
+        assert!(!issues_tokens("/api/v1/accounts"));
+        assert!(is_registration(&Method::POST, "/accounts"));
+        assert!(!is_registration(&Method::POST, "/accounts/x/deposits"));
     }
 }

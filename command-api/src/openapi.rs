@@ -16,7 +16,7 @@ use crate::handlers;
 #[openapi(
     info(
         title = "eventshop command API",
-        description = "The write side of eventshop: every accepted command answers with the aggregate's id, its new `version` (also as `ETag`) and the global `position` of its last event. Errors are `{\"errors\":[{\"message\",\"field\"}]}`. Personal data (e-mail, name, password hash) is stored encrypted per account and erased with `DELETE /api/v1/accounts/{id}?erase=true`."
+        description = "The write side of eventshop: every accepted command answers with the aggregate's id, its new `version` (also as `ETag`) and the global `position` of its last event. Errors are `{\"errors\":[{\"message\",\"field\"}]}`. An `Idempotency-Key` makes a command exactly-once: its record (request fingerprint and response) commits in the same transaction as the command's events, and a repeat replays the response with `Idempotent-Replayed: true`. Registration replays carry fresh tokens; `/sessions` and `/sessions/refresh` refuse the header with a 400. Personal data (e-mail, name, password hash) is stored encrypted per account and erased with `DELETE /api/v1/accounts/{id}?erase=true`."
     ),
     paths(
         handlers::accounts::register,

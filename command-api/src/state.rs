@@ -1,12 +1,14 @@
-//! What every handler shares: settings, the store and its command bus, the authenticator (token
-//! keys and policy cache), password hashing, the login limits and the metrics.
+//! What every handler shares: settings, the store, the use cases (the application layer over the
+//! command bus), the authenticator (token keys and policy cache), password hashing, the login
+//! limits, the idempotency fingerprint key and the metrics.
 
 use std::sync::Arc;
 
 use access::{Authenticator, LoginLimits, Passwords, PolicyCache, Tokens};
+use chrono::Utc;
 use domain::account::AccountServices;
 use domain::Currency;
-use eventstore_config::{CommandBus, Settings, SqlEmailRegistry, Store};
+use eventstore_config::{CommandBus, Settings, Sql, Store};
 
 use crate::metrics::Metrics;
 
@@ -18,13 +20,24 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     settings: Settings,
     store: Store,
-    bus: CommandBus,
+    app: application::App,
     authenticator: Authenticator,
-    passwords: Passwords,
     login_limits: LoginLimits,
     metrics: Arc<Metrics>,
-    accounts: AccountServices,
-    default_currency: Currency,
+    fingerprint_key: Secret,
+    in_flight: KeysInFlight,
+}
+
+/// The `(Idempotency-Key, caller)` pairs whose requests are running in this app.
+pub type KeysInFlight = Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>;
+
+/// Key bytes that never show in `Debug` output.
+struct Secret(Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl AppState {
@@ -37,14 +50,21 @@ impl AppState {
             )
         })?;
         let authenticator = Authenticator::load(&settings, &store).await?;
+        let app = application::App::new(
+            CommandBus::new(store.clone(), &settings),
+            Passwords::from_settings(&settings),
+            authenticator.tokens().clone(),
+            authenticator.cache().clone(),
+            default_currency,
+        );
+        let fingerprint_key = fingerprint_key(&settings, &store).await?;
         Ok(Self(Arc::new(Inner {
-            bus: CommandBus::new(store.clone(), &settings),
-            accounts: AccountServices::new(Arc::new(SqlEmailRegistry::new(store.clone()))),
-            passwords: Passwords::from_settings(&settings),
+            app,
             login_limits: LoginLimits::from_settings(&settings),
             metrics: Arc::new(Metrics::new()),
             authenticator,
-            default_currency,
+            fingerprint_key: Secret(fingerprint_key),
+            in_flight: KeysInFlight::default(),
             settings,
             store,
         })))
@@ -60,9 +80,14 @@ impl AppState {
         &self.0.store
     }
 
+    /// The use cases.
+    pub fn app(&self) -> &application::App {
+        &self.0.app
+    }
+
     /// The command bus.
     pub fn bus(&self) -> &CommandBus {
-        &self.0.bus
+        self.0.app.bus()
     }
 
     /// The authenticator (shared with the GraphQL API when both are served by one process).
@@ -82,7 +107,7 @@ impl AppState {
 
     /// Password hashing, at most a bounded number at once.
     pub fn passwords(&self) -> &Passwords {
-        &self.0.passwords
+        self.0.app.passwords()
     }
 
     /// The login rate limits.
@@ -97,11 +122,47 @@ impl AppState {
 
     /// The account aggregate's services (the e-mail registry).
     pub fn accounts(&self) -> &AccountServices {
-        &self.0.accounts
+        self.0.app.accounts()
     }
 
     /// Currency of wallets opened at registration.
     pub fn default_currency(&self) -> Currency {
-        self.0.default_currency
+        self.0.app.default_currency()
     }
+
+    /// The idempotent requests running in this app.
+    pub fn keys_in_flight(&self) -> &KeysInFlight {
+        &self.0.in_flight
+    }
+
+    /// The key of idempotency fingerprints.
+    pub fn fingerprint_key(&self) -> &[u8] {
+        &self.0.fingerprint_key.0
+    }
+}
+
+/// The `secrets` row of the idempotency fingerprint key when no `jwt_secret` is configured.
+const FINGERPRINT_SECRET: &str = "idempotency_fingerprint_key";
+
+/// The key of request fingerprints: the configured `jwt_secret`, else a secret generated once
+/// per database (in `secrets`).
+async fn fingerprint_key(settings: &Settings, store: &Store) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = settings.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let candidate: [u8; 32] = rand::random();
+    Sql::new(
+        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .arg(FINGERPRINT_SECRET)
+    .arg(hex::encode(candidate))
+    .arg(Utc::now())
+    .execute(store)
+    .await?;
+    let (value,): (String,) = Sql::new("SELECT value FROM secrets WHERE name = $1")
+        .arg(FINGERPRINT_SECRET)
+        .fetch_one(store)
+        .await?;
+    Ok(value.into_bytes())
 }

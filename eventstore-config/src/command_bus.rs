@@ -1,7 +1,8 @@
 //! The command bus: load an aggregate (its kept state or snapshot, plus the newer events), let
 //! the domain decide, append the events with metadata (serialized by cqrs-es, one `INSERT`
 //! statement per command), and retry a lost optimistic-concurrency race a bounded number of
-//! times.
+//! times. Use cases that decide on several aggregates commit through a
+//! `UnitOfWork` (the `unit_of_work` module) instead.
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -11,13 +12,14 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, EventEnvelope};
 use rand::Rng;
-use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use crate::log::ReadError;
 use crate::metadata::EventMetadata;
 use crate::settings::Settings;
+use crate::sql::{Sql, Tx};
 use crate::states::States;
 use crate::store::Store;
+use crate::store::StoreKind;
 use crate::temporal::Versioned;
 
 /// What an accepted command did.
@@ -68,41 +70,51 @@ impl<E: StdError> From<ReadError> for CommandError<E> {
 
 /// The events table's columns, as `postgres-es`/`sqlite-es` write them.
 const INSERT_EVENTS: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload, metadata) ";
+     event_type, event_version, payload, metadata) VALUES ";
 const RETURNING_POSTGRES: &str = " RETURNING sequence, global_position, recorded_at";
 /// On SQLite a trigger copies the rowid into `global_position` after the insert, and
 /// `RETURNING` sees the row before AFTER triggers ran: the rowid is the position.
 const RETURNING_SQLITE: &str = " RETURNING sequence, rowid, recorded_at";
 
-/// The one `INSERT` of an append: a row per event, then `returning`.
-fn insert_events<'a, DB: sqlx::Database>(
-    aggregate_type: &'a str,
-    id: &'a str,
-    rows: &'a [SerializedEvent],
-    returning: &str,
-) -> QueryBuilder<'a, DB>
-where
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a serde_json::Value: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let mut insert = QueryBuilder::<DB>::new(INSERT_EVENTS);
-    insert.push_values(rows, |mut row, event| {
-        row.push_bind(aggregate_type)
-            .push_bind(id)
-            .push_bind(event.sequence as i64)
-            .push_bind(&event.event_type)
-            .push_bind(&event.event_version)
-            .push_bind(&event.payload)
-            .push_bind(&event.metadata);
+/// The one `INSERT` of an append: a row per event, then the store's `RETURNING` (the one
+/// store-specific part: where the global position comes from).
+fn insert_events(kind: StoreKind, aggregate_type: &str, id: &str, rows: &[SerializedEvent]) -> Sql {
+    let mut insert = Sql::new(INSERT_EVENTS);
+    for (i, event) in rows.iter().enumerate() {
+        insert.push(if i == 0 { "(" } else { ", (" });
+        insert
+            .bind(aggregate_type)
+            .push(", ")
+            .bind(id)
+            .push(", ")
+            .bind(event.sequence as i64)
+            .push(", ")
+            .bind(&event.event_type)
+            .push(", ")
+            .bind(&event.event_version)
+            .push(", ")
+            .bind(event.payload.clone())
+            .push(", ")
+            .bind(event.metadata.clone())
+            .push(")");
+    }
+    insert.push(match kind {
+        StoreKind::Postgres => RETURNING_POSTGRES,
+        StoreKind::Sqlite => RETURNING_SQLITE,
     });
-    insert.push(returning);
     insert
 }
 
+/// Exponential backoff with full jitter before attempt `attempt + 1`: contenders spread out
+/// instead of colliding again in lockstep.
+pub(crate) async fn backoff(attempt: u32) {
+    let cap = (1u64 << attempt.min(7)).min(100);
+    let jitter = rand::thread_rng().gen_range(0..=cap);
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+}
+
 /// Why an append did not happen.
-enum Appended {
+pub(crate) enum Appended {
     /// Another writer appended that version first.
     Conflict,
     /// The store failed.
@@ -132,6 +144,16 @@ impl CommandBus {
     /// The store this bus appends to (for reads).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The kept states (the unit of work updates them after its COMMIT).
+    pub(crate) fn states(&self) -> &States {
+        &self.states
+    }
+
+    /// How many times a use case runs at most (the first try and `command_retries` more).
+    pub fn attempts(&self) -> u32 {
+        self.retries.saturating_add(1)
     }
 
     /// Handles `command` on aggregate `id` and appends its events with `metadata`.
@@ -225,11 +247,7 @@ impl CommandBus {
                 Err(Appended::Conflict) => {
                     tracing::debug!(attempt, "optimistic-concurrency conflict; retrying");
                     if attempt < attempts {
-                        // Exponential backoff with full jitter: contenders spread out instead of
-                        // colliding again in lockstep.
-                        let cap = (1u64 << attempt.min(7)).min(100);
-                        let jitter = rand::thread_rng().gen_range(0..=cap);
-                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                        backoff(attempt).await;
                     }
                 }
                 Err(Appended::Failed(e)) => return Err(CommandError::Infrastructure(e)),
@@ -240,7 +258,7 @@ impl CommandBus {
 
     /// The aggregate's current state: its kept state caught up with the events since, or
     /// loaded (snapshot + newer events) and kept.
-    async fn load<A: Aggregate + Clone + 'static>(
+    pub(crate) async fn load<A: Aggregate + Clone + 'static>(
         &self,
         id: &str,
     ) -> Result<Versioned<A>, ReadError> {
@@ -284,47 +302,48 @@ impl CommandBus {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Appended::Failed(Box::new(e)))?;
-        let mut rows = rows;
-        crate::personal::seal_events(&self.store, &mut rows)
-            .await
-            .map_err(|e| Appended::Failed(Box::new(e)))?;
-        let last = (after + events.len() as u64) as i64;
-        let found = match &self.store {
-            Store::Postgres(pool) => {
-                insert_events::<Postgres>(A::TYPE, id, &rows, RETURNING_POSTGRES)
-                    .build_query_as::<(i64, i64, DateTime<Utc>)>()
-                    .fetch_all(pool)
-                    .await
-            }
-            Store::Sqlite(pool) => {
-                insert_events::<Sqlite>(A::TYPE, id, &rows, RETURNING_SQLITE)
-                    .build_query_as::<(i64, i64, DateTime<Utc>)>()
-                    .fetch_all(pool)
-                    .await
-            }
-        };
-        let returned = found.map_err(|error| match &error {
-            // A duplicate (aggregate_type, aggregate_id, sequence), the table's only unique key:
-            // sqlx reads PostgreSQL's 23505 and SQLite's 1555 (and 2067) as this kind.
-            sqlx::Error::Database(e) if e.is_unique_violation() => Appended::Conflict,
-            _ => Appended::Failed(Box::new(error)),
-        })?;
-        returned
-            .into_iter()
-            .find(|(sequence, _, _)| *sequence == last)
-            .map(|(_, position, recorded_at)| (position, recorded_at))
-            .ok_or_else(|| {
-                Appended::Failed(format!("the append of version {last} returned no row").into())
-            })
+        self.append_rows(A::TYPE, id, after, &rows).await
     }
 
-    fn snapshot_due(&self, before: u64, after: u64) -> bool {
+    /// Appends serialized `rows` (the versions after `after`) in one statement on the pool.
+    pub(crate) async fn append_rows(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        after: u64,
+        rows: &[SerializedEvent],
+    ) -> Result<(i64, DateTime<Utc>), Appended> {
+        let rows = sealed(&self.store, rows).await?;
+        let rows = &rows[..];
+        let insert = insert_events(self.store.kind(), aggregate_type, id, rows);
+        let found = insert.fetch_all(&self.store).await;
+        last_appended(found, after + rows.len() as u64)
+    }
+
+    /// As [`append_rows`](Self::append_rows), inside the open transaction `tx`.
+    pub(crate) async fn append_rows_in(
+        &self,
+        tx: &mut Tx,
+        aggregate_type: &str,
+        id: &str,
+        after: u64,
+        rows: &[SerializedEvent],
+    ) -> Result<(i64, DateTime<Utc>), Appended> {
+        let rows = sealed(&mut *tx, rows).await?;
+        let rows = &rows[..];
+        let insert = insert_events(self.store.kind(), aggregate_type, id, rows);
+        let found = insert.fetch_all(tx).await;
+        last_appended(found, after + rows.len() as u64)
+    }
+
+    pub(crate) fn snapshot_due(&self, before: u64, after: u64) -> bool {
         self.snapshot_every > 0 && before / self.snapshot_every != after / self.snapshot_every
     }
 
     /// Best effort: a snapshot only bounds folds, so a failure is logged, not returned.
-    async fn snapshot<A: Aggregate>(
+    pub(crate) async fn snapshot_json(
         &self,
+        aggregate_type: &str,
         id: &str,
         version: u64,
         state: serde_json::Value,
@@ -332,10 +351,62 @@ impl CommandBus {
     ) {
         if let Err(error) = self
             .store
-            .save_snapshot_json(A::TYPE, id, version, &state, recorded_at)
+            .save_snapshot_json(aggregate_type, id, version, &state, recorded_at)
             .await
         {
-            tracing::warn!(%error, aggregate = A::TYPE, id, version, "snapshot not saved");
+            tracing::warn!(%error, aggregate = aggregate_type, id, version, "snapshot not saved");
         }
     }
+
+    async fn snapshot<A: Aggregate>(
+        &self,
+        id: &str,
+        version: u64,
+        state: serde_json::Value,
+        recorded_at: DateTime<Utc>,
+    ) {
+        self.snapshot_json(A::TYPE, id, version, state, recorded_at)
+            .await
+    }
+}
+
+/// The last event's global position and time from an append's `RETURNING` rows; a duplicate
+/// primary key is a lost race.
+fn last_appended(
+    found: Result<Vec<(i64, i64, DateTime<Utc>)>, sqlx::Error>,
+    last: u64,
+) -> Result<(i64, DateTime<Utc>), Appended> {
+    let last = last as i64;
+    let returned = found.map_err(|error| match &error {
+        // A duplicate (aggregate_type, aggregate_id, sequence), the table's only unique key:
+        // sqlx reads PostgreSQL's 23505 and SQLite's 1555 (and 2067) as this kind.
+        sqlx::Error::Database(e) if e.is_unique_violation() => Appended::Conflict,
+        _ => Appended::Failed(Box::new(error)),
+    })?;
+    returned
+        .into_iter()
+        .find(|(sequence, _, _)| *sequence == last)
+        .map(|(_, position, recorded_at)| (position, recorded_at))
+        .ok_or_else(|| {
+            Appended::Failed(format!("the append of version {last} returned no row").into())
+        })
+}
+
+/// `rows` with their personal fields sealed ([`crate::personal::seal_events`]); borrowed as they
+/// are when none has any (the common case: no copy, no statement).
+async fn sealed<'r, 'a>(
+    on: impl Into<crate::sql::Executor<'a>>,
+    rows: &'r [SerializedEvent],
+) -> Result<std::borrow::Cow<'r, [SerializedEvent]>, Appended> {
+    let personal = rows.iter().any(|row| {
+        !crate::personal::personal_fields(&row.aggregate_type, &row.event_type).is_empty()
+    });
+    if !personal {
+        return Ok(std::borrow::Cow::Borrowed(rows));
+    }
+    let mut rows = rows.to_vec();
+    crate::personal::seal_events(on, &mut rows)
+        .await
+        .map_err(|e| Appended::Failed(Box::new(e)))?;
+    Ok(std::borrow::Cow::Owned(rows))
 }

@@ -23,6 +23,8 @@
 //!   concurrently on PostgreSQL but in turn on SQLite's single writer);
 //! - JSON field look-ups ([`Store::json_text`]): written as each store's expression index is
 //!   (`->>` on PostgreSQL, `json_extract` on SQLite), so that the index is used;
+//! - the events `INSERT`'s `RETURNING` ([`command_bus`]: PostgreSQL's `global_position`
+//!   column, SQLite's `rowid`, since its trigger fills the column only after `RETURNING`);
 //! - connecting, migrating, pool sizes and beginning a transaction ([`store`],
 //!   [`Store::begin`]).
 #![forbid(unsafe_code)]
@@ -40,6 +42,7 @@ pub mod sql;
 mod states;
 pub mod store;
 pub mod temporal;
+pub mod unit_of_work;
 
 pub use command_bus::{CommandBus, CommandError, Committed};
 pub use email_registry::SqlEmailRegistry;
@@ -49,3 +52,4 @@ pub use settings::{Settings, DEFAULT_DATABASE_URL};
 pub use sql::{Arg, Executor, Sql, Tx};
 pub use store::{Store, StoreError, StoreKind};
 pub use temporal::Versioned;
+pub use unit_of_work::{Commit, CommitError, Contended, Decided, UnitOfWork};

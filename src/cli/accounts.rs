@@ -38,18 +38,24 @@ pub async fn run(settings: Settings, store: Store, command: AccountsCommand) -> 
             let name = Name::parse(&name).context("invalid --name")?;
             let password = password()?;
             let app = command_api::build(settings, store.clone()).await?;
-            let (id, _, _) = command_api::handlers::accounts::register_account(
-                app.state(),
-                email,
-                name,
-                password,
-                Role::Admin,
-                &command_api::extract::RequestId::default(),
+            let registered = application::accounts::register(
+                app.state().app(),
+                &application::Origin::default(),
+                application::accounts::Registration {
+                    email,
+                    name,
+                    password,
+                    role: Role::Admin,
+                },
+                None,
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(|e| match e {
+                application::AppError::Rejected(rejected) => anyhow::anyhow!("{rejected}"),
+                other => anyhow::anyhow!("{other:#}"),
+            })
             .context("cannot create the admin")?;
-            println!("{id}");
+            println!("{}", registered.account_id);
             drop(app);
             store.close().await;
             Ok(())

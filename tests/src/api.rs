@@ -232,17 +232,20 @@ impl TestApi {
         let email = format!("admin-{}@example.com", Uuid::new_v4().simple());
         let password = "admin password 1".to_owned();
         let state = self.app.state();
-        let (id, _, _) = command_api::handlers::accounts::register_account(
-            state,
-            domain::Email::parse(&email).expect("email"),
-            domain::Name::parse("Admin").expect("name"),
-            password.clone(),
-            domain::account::Role::Admin,
-            &command_api::extract::RequestId::default(),
+        let registered = application::accounts::register(
+            state.app(),
+            &application::Origin::default(),
+            application::accounts::Registration {
+                email: domain::Email::parse(&email).expect("email"),
+                name: domain::Name::parse("Admin").expect("name"),
+                password: password.clone(),
+                role: domain::account::Role::Admin,
+            },
+            None,
         )
         .await
         .expect("register the admin");
-        let id = id.to_string();
+        let id = registered.account_id.to_string();
         let tokens = state.tokens().issue(&id).expect("tokens");
         Account {
             id,

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod child;
 pub mod graphql;
 pub mod nats;
 pub mod projections;

@@ -454,99 +454,6 @@ async fn health_openapi_and_metrics_are_served(api: TestApi) {
     assert!(!text.contains(&account.id), "raw paths must not be labels");
 }
 
-async fn a_registration_that_failed_half_way_is_finished_by_repeating_it(api: TestApi) {
-    use domain::account::{AccountCommand, EmailRegistry, Role};
-    use eventstore_config::{CommandBus, EventMetadata, SqlEmailRegistry};
-    // Only the e-mail claim was taken (the append failed after it): the repeat reuses its id.
-    let claimed = uuid::Uuid::now_v7();
-    let email = domain::Email::parse("claimed@example.com").unwrap();
-    assert!(SqlEmailRegistry::new(api.store().clone())
-        .claim(&email, claimed)
-        .await
-        .unwrap());
-    let answer = api
-        .post(
-            "/api/v1/accounts",
-            None,
-            json!({"email": "claimed@example.com", "password": "a long password", "name": "C"}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    assert_eq!(answer.body["account_id"], claimed.to_string());
-
-    // Registered, but the wallet and grants never came: the repeat with the password adds them.
-    let half = uuid::Uuid::now_v7();
-    let id = half.to_string();
-    let bus = CommandBus::new(api.store().clone(), &api.test.settings);
-    bus.execute::<AccountAggregate>(
-        &id,
-        AccountCommand::Register {
-            account_id: half,
-            email: domain::Email::parse("half@example.com").unwrap(),
-            name: "Half".into(),
-            password_hash: command_api::auth::hash_password("a long password".into())
-                .await
-                .unwrap(),
-            role: Role::Customer,
-            at: chrono::Utc::now(),
-        },
-        api.app.state().accounts(),
-        &EventMetadata::system(),
-    )
-    .await
-    .unwrap();
-    let wrong = api
-        .post(
-            "/api/v1/accounts",
-            None,
-            json!({"email": "half@example.com", "password": "not the password", "name": "H"}),
-        )
-        .await;
-    assert_eq!(wrong.status, StatusCode::CONFLICT);
-    assert!(!api
-        .store()
-        .load_current::<Wallet>(&id)
-        .await
-        .unwrap()
-        .state
-        .is_opened());
-    let answer = api
-        .post(
-            "/api/v1/accounts",
-            None,
-            json!({"email": "half@example.com", "password": "a long password", "name": "H"}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    assert_eq!(answer.body["account_id"], id.as_str());
-    assert_eq!(answer.body["version"], 1);
-    assert!(api
-        .store()
-        .load_current::<Wallet>(&id)
-        .await
-        .unwrap()
-        .state
-        .is_opened());
-    let token = answer.body["access_token"].as_str().unwrap();
-    let deposit = api
-        .post(
-            &format!("/api/v1/accounts/{id}/deposits"),
-            Some(token),
-            json!({"amount": 5, "currency": "EUR"}),
-        )
-        .await;
-    assert_eq!(deposit.status, StatusCode::CREATED, "{}", deposit.body);
-    // Once complete, a repeat is an e-mail conflict like any other.
-    let again = api
-        .post(
-            "/api/v1/accounts",
-            None,
-            json!({"email": "half@example.com", "password": "a long password", "name": "H"}),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
-}
-
 async fn an_unknown_route_or_method_answers_with_an_error_body(api: TestApi) {
     let missing = api
         .send(Method::GET, "/api/v1/nothing", None, None, &[])
@@ -669,7 +576,6 @@ async fn the_request_id_and_caller_are_recorded_with_the_events(api: TestApi) {
 api_tests!(
     the_request_id_and_caller_are_recorded_with_the_events,
     policy_changes_and_deletions_reach_another_api_process,
-    a_registration_that_failed_half_way_is_finished_by_repeating_it,
     an_unknown_route_or_method_answers_with_an_error_body,
     registration_answers_with_tokens_version_and_position_and_opens_a_wallet,
     logging_in_issues_tokens_and_records_the_login,

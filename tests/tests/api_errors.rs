@@ -483,7 +483,17 @@ async fn an_idempotent_replay_returns_the_first_response_and_appends_nothing(api
         )
         .await;
     assert_eq!(one.status, StatusCode::CREATED);
-    assert_eq!(two.body, one.body);
+    assert_eq!(two.status, StatusCode::CREATED);
+    assert_eq!(two.headers.get("idempotent-replayed").unwrap(), "true");
+    // No token is stored: the replay carries the same account, version and position, with
+    // fresh tokens of its own.
+    for field in ["account_id", "version", "position"] {
+        assert_eq!(two.body[field], one.body[field], "{field}");
+    }
+    assert!(two.body["access_token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    assert_ne!(two.body["refresh_token"], one.body["refresh_token"]);
 }
 
 async fn the_same_idempotency_key_with_another_body_is_a_422(api: TestApi) {

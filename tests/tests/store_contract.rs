@@ -8,13 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as TimeDelta, TimeZone, Utc};
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{AggregateError, EventStore};
-use domain::account::{Account, AccountCommand, AccountError, AccountServices, Role};
 use domain::wallet::{Wallet, WalletCommand, WalletError, WalletEvent};
-use domain::{Currency, Email, Money};
+use domain::{Currency, Money};
 use eventshop_tests::{read_log, TestStore};
 use eventstore_config::{
-    Arg, Checkpoint, CommandBus, CommandError, EventMetadata, Settings, Sql, SqlEmailRegistry,
-    Store,
+    Arg, Checkpoint, CommandBus, CommandError, EventMetadata, Settings, Sql, Store,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -93,7 +91,6 @@ contract!(
     state_as_of_a_time_includes_only_events_recorded_by_then,
     the_log_is_read_after_a_checkpoint_in_order_without_gaps_or_repeats,
     snapshots_bound_the_fold_and_a_stale_shape_is_ignored,
-    an_email_is_claimed_by_one_account_only,
     migrating_twice_changes_nothing,
     every_kind_of_argument_round_trips,
     nulls_of_every_kind_round_trip,
@@ -587,45 +584,6 @@ async fn replace_snapshot(store: &Store, id: &str, version: i64, payload: serde_
             .unwrap();
         }
     }
-}
-
-async fn an_email_is_claimed_by_one_account_only(test: TestStore) {
-    let bus = Arc::new(bus(&test));
-    let services = Arc::new(AccountServices::new(Arc::new(SqlEmailRegistry::new(
-        test.store.clone(),
-    ))));
-    let email = Email::parse("Same@Example.com").unwrap();
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let (bus, services, email) = (bus.clone(), services.clone(), email.clone());
-            tokio::spawn(async move {
-                let account_id = Uuid::now_v7();
-                bus.execute::<Account>(
-                    &account_id.to_string(),
-                    AccountCommand::Register {
-                        account_id,
-                        email,
-                        name: "Sam".to_string(),
-                        password_hash: "$argon2id$v=19$stub".to_string(),
-                        role: Role::Customer,
-                        at: Utc::now(),
-                    },
-                    &services,
-                    &EventMetadata::system(),
-                )
-                .await
-            })
-        })
-        .collect();
-    let mut winners = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => winners += 1,
-            Err(CommandError::Rejected(AccountError::EmailTaken)) => {}
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(winners, 1);
 }
 
 async fn migrating_twice_changes_nothing(test: TestStore) {

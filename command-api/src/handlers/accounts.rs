@@ -1,28 +1,23 @@
 //! `POST /accounts` (registration), `DELETE /accounts/{id}`, `POST /accounts/{id}/deposits`.
 
+use application::{accounts, Done};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use chrono::Utc;
-use domain::account::{Account, AccountCommand, Role};
-use domain::wallet::{Wallet, WalletCommand, WalletError};
+use axum::response::{IntoResponse, Response};
+use domain::account::Role;
 use domain::{Currency, Email, Money, Name};
-use eventstore_config::{CommandError, EventMetadata};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::grant;
 use crate::authz::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IfMatch, JsonBody, PathId, RequestId};
-use crate::respond::{accepted, AccountCommitted, Registered};
+use crate::idempotency::Idempotent;
+use crate::respond::{AccountCommitted, Registered, RegisteredRecord, Reply};
 use crate::state::AppState;
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 8;
-/// Longest password accepted.
-pub const MAX_PASSWORD_LEN: usize = 1024;
+pub use application::accounts::{check_password, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 
 /// A role open to self-registration.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -42,7 +37,6 @@ pub struct RegisterRequest {
     /// Unique e-mail address (at most 254 characters).
     #[schema(value_type = String, example = "ada@example.com", max_length = 254,
              pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,62}){0,3}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}\.[A-Za-z0-9][A-Za-z0-9-]{0,61}[A-Za-z0-9]$")]
-    #[serde(deserialize_with = "domain::email::deserialize_address")]
     pub email: Email,
     /// 8 to 1024 characters.
     #[schema(min_length = 8, max_length = 1024)]
@@ -56,187 +50,11 @@ pub struct RegisterRequest {
     pub role: RegisterRole,
 }
 
-/// Checks a password's length (422 naming `password`).
-pub fn check_password(password: &str) -> Result<(), ApiError> {
-    let len = password.chars().count();
-    if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
-        return Err(ApiError::unprocessable(
-            format!("password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters long"),
-            Some("password"),
-        ));
-    }
-    Ok(())
-}
-
-/// The policies an account of `role` gets at registration.
-fn default_policies(id: &str, role: Role) -> Vec<String> {
-    match role {
-        Role::Admin => vec![format!("{id}:*:*:*")],
-        Role::Seller => vec![
-            format!("{id}:*:accounts:{id}"),
-            format!("{id}:post:orders:*"),
-            format!("{id}:post:products:*"),
-        ],
-        Role::Customer => vec![
-            format!("{id}:*:accounts:{id}"),
-            format!("{id}:post:orders:*"),
-        ],
-    }
-}
-
-/// Registers an account with `role`: Account.Register, Wallet.Open and the default grants.
-/// Returns the account's id, version and the position of `AccountRegistered`. Used by the API
-/// and by the CLI's `accounts create-admin`.
-///
-/// A registration that failed half-way is finished by repeating it: an e-mail claimed by an
-/// account that was never registered is registered under that same id (the claim is keyed by
-/// it), and an account whose wallet or grants are missing gets them when the repeat carries its
-/// password.
-#[tracing::instrument(skip_all, fields(role = %role))]
-pub async fn register_account(
-    state: &AppState,
-    email: Email,
-    name: Name,
-    password: String,
-    role: Role,
-    request_id: &RequestId,
-) -> Result<(Uuid, u64, Option<i64>), ApiError> {
-    check_password(&password)?;
-    let mut account_id = Uuid::now_v7();
-    if let Some(owner) = super::email_owner(state.store(), &email).await? {
-        let owner_id = Uuid::parse_str(&owner).map_err(ApiError::internal)?;
-        let account = state.store().load_current::<Account>(&owner).await?;
-        if !account.state.is_registered() {
-            account_id = owner_id;
-        } else if let Some(resumed) = resume(
-            state,
-            owner_id,
-            &account.state,
-            account.version,
-            &password,
-            role,
-            request_id,
-        )
-        .await?
-        {
-            return Ok(resumed);
-        }
-    }
-    let password_hash = state.passwords().hash(password).await?;
-    let id = account_id.to_string();
-    let meta = request_id.metadata(&id);
-    let committed = state
-        .bus()
-        .execute::<Account>(
-            &id,
-            AccountCommand::Register {
-                account_id,
-                email,
-                name: name.into_string(),
-                password_hash,
-                role,
-                at: Utc::now(),
-            },
-            state.accounts(),
-            &meta,
-        )
-        .await?;
-    finish_setup(state, account_id, role, &meta).await?;
-    Ok((account_id, committed.version, committed.position))
-}
-
-/// Opens the wallet and grants the default policies (each step is a no-op when done before).
-async fn finish_setup(
-    state: &AppState,
-    account_id: Uuid,
-    role: Role,
-    meta: &EventMetadata,
-) -> Result<(), ApiError> {
-    open_wallet(state, account_id, state.default_currency(), meta).await?;
-    for policy in default_policies(&account_id.to_string(), role) {
-        grant(state, &policy, meta).await?;
-    }
-    Ok(())
-}
-
-/// Finishes the set-up of a registered account whose wallet or grants are missing, when the
-/// repeated registration has its role and password. `None`: not such a case (the registration
-/// then fails as the e-mail is taken).
-async fn resume(
-    state: &AppState,
-    account_id: Uuid,
-    account: &Account,
-    version: u64,
-    password: &str,
-    role: Role,
-    request_id: &RequestId,
-) -> Result<Option<(Uuid, u64, Option<i64>)>, ApiError> {
-    if account.is_deleted() || account.role() != Some(role) {
-        return Ok(None);
-    }
-    let id = account_id.to_string();
-    let wallet = state.store().load_current::<Wallet>(&id).await?.state;
-    let policies = state
-        .store()
-        .load_current::<domain::policy_set::PolicySet>(&id)
-        .await?
-        .state;
-    let complete = wallet.is_opened()
-        && default_policies(&id, role)
-            .iter()
-            .filter_map(|p| domain::Policy::parse(p).ok())
-            .all(|p| policies.contains(&p));
-    let Some(hash) = account.password_hash() else {
-        return Ok(None);
-    };
-    if complete
-        || !state
-            .passwords()
-            .verify(password.to_owned(), hash.to_owned())
-            .await?
-    {
-        return Ok(None);
-    }
-    finish_setup(state, account_id, role, &request_id.metadata(&id)).await?;
-    let position = state
-        .store()
-        .history(<Account as cqrs_es::Aggregate>::TYPE, &id)
-        .await?
-        .first()
-        .map(|e| e.position);
-    Ok(Some((account_id, version, position)))
-}
-
-/// Opens the account's wallet; an already open one (a retried registration) is fine.
-async fn open_wallet(
-    state: &AppState,
-    account_id: Uuid,
-    currency: Currency,
-    meta: &EventMetadata,
-) -> Result<(), ApiError> {
-    match state
-        .bus()
-        .execute::<Wallet>(
-            &account_id.to_string(),
-            WalletCommand::Open {
-                account_id,
-                currency,
-            },
-            &(),
-            meta,
-        )
-        .await
-    {
-        Ok(_) | Err(CommandError::Rejected(WalletError::AlreadyOpened)) => Ok(()),
-        Err(error) => Err(error.into()),
-    }
-}
-
 /// Register an account (customer or seller) with a wallet; answers with its first tokens.
 #[utoipa::path(
     post, path = "/api/v1/accounts", tag = "accounts",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries: a repeat with the same body answers the same account, version and position with fresh tokens (no token is stored)")),
     responses(
         (status = 201, description = "registered", body = Registered),
         (status = 400, description = "not JSON", body = ErrorBody),
@@ -249,36 +67,51 @@ async fn open_wallet(
 pub async fn register(
     State(state): State<AppState>,
     request_id: RequestId,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let role = match request.role {
         RegisterRole::Customer => Role::Customer,
         RegisterRole::Seller => Role::Seller,
     };
-    let (account_id, version, position) = register_account(
-        &state,
-        request.email,
-        request.name,
-        request.password,
-        role,
-        &request_id,
-    )
-    .await?;
-    let tokens = state
-        .tokens()
-        .issue(&account_id.to_string())
-        .map_err(ApiError::Internal)?;
-    Ok(accepted(
-        StatusCode::CREATED,
-        version,
-        Registered {
-            account_id,
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            version,
-            position,
+    // The record keeps the answer without its tokens; a replay issues fresh ones.
+    let record = idempotent.record(|r: &accounts::Registered| {
+        Reply::json(
+            StatusCode::CREATED,
+            r.version,
+            &RegisteredRecord {
+                account_id: r.account_id,
+                version: r.version,
+                position: r.position,
+            },
+        )
+    });
+    let result = accounts::register(
+        state.app(),
+        &request_id.origin(),
+        accounts::Registration {
+            email: request.email,
+            name: request.name,
+            password: request.password,
+            role,
         },
-    ))
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    let registered = result?;
+    let tokens = application::sessions::issue(state.app(), registered.account_id)?;
+    let record = RegisteredRecord {
+        account_id: registered.account_id,
+        version: registered.version,
+        position: registered.position,
+    };
+    Ok(Reply::json(
+        StatusCode::CREATED,
+        registered.version,
+        &record.with_tokens(tokens),
+    )
+    .into_response())
 }
 
 /// Delete an account: it accepts nothing afterwards and its tokens stop working.
@@ -314,32 +147,25 @@ pub async fn delete_account(
     PathId(account_id): PathId,
     IfMatch(expected): IfMatch,
     RawQuery(query): RawQuery,
+    idempotent: Idempotent,
 ) -> Result<Response, ApiError> {
-    let id = account_id.to_string();
-    caller.require("delete", "accounts", &id)?;
+    caller.require("delete", "accounts", &account_id.to_string())?;
+    let reply = move |done: &Done| account_reply(StatusCode::OK, account_id, done);
     if erase_requested(query.as_deref())? {
-        return erase_account(&state, &caller, account_id).await;
+        let done = accounts::erase_account(state.app(), &caller.metadata(), account_id).await?;
+        return Ok(reply(&done).into_response());
     }
-    let committed = state
-        .bus()
-        .execute_expecting::<Account>(
-            &id,
-            AccountCommand::Delete { at: Utc::now() },
-            state.accounts(),
-            &caller.metadata(),
-            expected,
-        )
-        .await?;
-    state.cache().mark_deleted(&id);
-    Ok(accepted(
-        StatusCode::OK,
-        committed.version,
-        AccountCommitted {
-            account_id,
-            version: committed.version,
-            position: committed.position,
-        },
-    ))
+    let record = idempotent.record(reply);
+    let result = accounts::delete_account(
+        state.app(),
+        &caller.metadata(),
+        account_id,
+        expected,
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }
 
 /// Whether the query string asks for erasure (`erase=true`; `erase=false` or none: no).
@@ -363,31 +189,16 @@ fn erase_requested(query: Option<&str>) -> Result<bool, ApiError> {
     Ok(erase)
 }
 
-/// `DELETE /accounts/{id}?erase=true`, authorized as a deletion: erases the account
-/// ([`eventstore_config::personal::erase_account`]).
-async fn erase_account(
-    state: &AppState,
-    caller: &Caller,
-    account_id: Uuid,
-) -> Result<Response, ApiError> {
-    let id = account_id.to_string();
-    let committed = eventstore_config::personal::erase_account(
-        state.bus(),
-        state.accounts(),
-        &id,
-        &caller.metadata(),
-    )
-    .await?;
-    state.cache().mark_deleted(&id);
-    Ok(accepted(
-        StatusCode::OK,
-        committed.version,
-        AccountCommitted {
+fn account_reply(status: StatusCode, account_id: Uuid, done: &Done) -> Reply {
+    Reply::json(
+        status,
+        done.version,
+        &AccountCommitted {
             account_id,
-            version: committed.version,
-            position: committed.position,
+            version: done.version,
+            position: done.position,
         },
-    ))
+    )
 }
 
 /// `POST /accounts/{id}/deposits`.
@@ -426,29 +237,21 @@ pub async fn deposit(
     caller: Caller,
     PathId(account_id): PathId,
     IfMatch(expected): IfMatch,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<DepositRequest>,
 ) -> Result<Response, ApiError> {
-    let id = account_id.to_string();
-    caller.require("post", "accounts", &id)?;
-    let committed = state
-        .bus()
-        .execute_expecting::<Wallet>(
-            &id,
-            WalletCommand::Deposit {
-                amount: Money::new(request.amount, request.currency),
-            },
-            &(),
-            &caller.metadata(),
-            expected,
-        )
-        .await?;
-    Ok(accepted(
-        StatusCode::CREATED,
-        committed.version,
-        AccountCommitted {
-            account_id,
-            version: committed.version,
-            position: committed.position,
-        },
-    ))
+    caller.require("post", "accounts", &account_id.to_string())?;
+    let reply = move |done: &Done| account_reply(StatusCode::CREATED, account_id, done);
+    let record = idempotent.record(reply);
+    let result = accounts::deposit(
+        state.app(),
+        &caller.metadata(),
+        account_id,
+        Money::new(request.amount, request.currency),
+        expected,
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }

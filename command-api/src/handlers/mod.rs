@@ -10,37 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use domain::policy_set::{PolicySet, PolicySetCommand};
-use domain::Policy;
-use eventstore_config::{EventMetadata, Store};
+use eventstore_config::Sql;
 
-use crate::error::ApiError;
 use crate::state::AppState;
-
-/// The account id that claimed `email`, if any.
-pub(crate) async fn email_owner(
-    store: &Store,
-    email: &domain::Email,
-) -> Result<Option<String>, ApiError> {
-    Ok(eventstore_config::email_registry::owner(store, email).await?)
-}
-
-/// Grants `policy` (a `sub:action:type:id` string built by the API) and updates the cache.
-pub(crate) async fn grant(
-    state: &AppState,
-    policy: &str,
-    meta: &EventMetadata,
-) -> Result<(), ApiError> {
-    let policy = Policy::parse(policy)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("built an invalid policy: {e}")))?;
-    let subject = policy.subject().to_owned();
-    let committed = state
-        .bus()
-        .execute::<PolicySet>(&subject, PolicySetCommand::Grant { policy }, &(), meta)
-        .await?;
-    state.cache().apply_committed(&committed);
-    Ok(())
-}
 
 /// The body of `/healthz`.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -63,10 +35,10 @@ pub const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let ping = async {
-        match state.store() {
-            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-        }
+        Sql::new("SELECT 1")
+            .execute(state.store())
+            .await
+            .map(|_| ())
     };
     let ping = match tokio::time::timeout(HEALTH_TIMEOUT, ping).await {
         Ok(answered) => answered.map_err(|e| e.to_string()),

@@ -1,27 +1,24 @@
 //! `POST /orders` and `POST /orders/{id}/cancel`. Reserving stock and taking payment are the
 //! saga's work, after `OrderPlaced`: placing answers 202.
 
+use application::{orders, Done};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
-use chrono::Utc;
-use domain::order::{Order, OrderCommand, OrderLine};
-use domain::product::Product;
+use axum::response::{IntoResponse, Response};
 use domain::{Currency, Quantity};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::grant;
 use crate::authz::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{parse_json, IfMatch, JsonBody, PathId};
-use crate::respond::{accepted, OrderCommitted};
+use crate::idempotency::Idempotent;
+use crate::respond::{OrderCommitted, Reply};
 use crate::state::AppState;
 
-/// Longest cancel reason accepted, in characters.
-pub const MAX_REASON_LEN: usize = 500;
+pub use application::orders::MAX_REASON_LEN;
 
 /// One line of `POST /orders`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,85 +61,45 @@ pub struct PlaceOrderRequest {
 pub async fn place(
     State(state): State<AppState>,
     caller: Caller,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
     caller.require("post", "orders", "*")?;
     let account_id = Uuid::parse_str(&caller.id).map_err(ApiError::internal)?;
-    let mut items = Vec::with_capacity(request.items.len());
-    for (i, item) in request.items.iter().enumerate() {
-        let field = format!("items[{i}].product_id");
-        if items.len() >= domain::order::MAX_ITEMS {
-            break; // the domain refuses the order for its length
-        }
-        let product = state
-            .store()
-            .load_current::<Product>(&item.product_id.to_string())
-            .await?
-            .state;
-        let Some(unit_price) = product.price() else {
-            return Err(ApiError::not_found(
-                format!("product {} not found", item.product_id),
-                Some(&field),
-            ));
-        };
-        if unit_price.currency != request.currency {
-            return Err(ApiError::unprocessable(
-                format!(
-                    "product {} is priced in {}, the order is in {}",
-                    item.product_id, unit_price.currency, request.currency
-                ),
-                Some("currency"),
-            ));
-        }
-        items.push(OrderLine {
+    let items: Vec<orders::Item> = request
+        .items
+        .iter()
+        .map(|item| orders::Item {
             product_id: item.product_id,
             quantity: item.quantity,
-            unit_price,
-        });
-    }
-    if request.items.len() > items.len() {
-        // Keep the line count so the domain reports TooManyItems.
-        items.extend(
-            request
-                .items
-                .iter()
-                .skip(items.len())
-                .map(|item| OrderLine {
-                    product_id: item.product_id,
-                    quantity: item.quantity,
-                    unit_price: domain::Money::new(1, request.currency),
-                }),
-        );
-    }
-    let order_id = Uuid::now_v7();
-    let id = order_id.to_string();
-    let meta = caller.metadata();
-    let committed = state
-        .bus()
-        .execute::<Order>(
-            &id,
-            OrderCommand::Place {
-                order_id,
-                account_id,
-                items,
-                currency: request.currency,
-                placed_at: Utc::now(),
-            },
-            &(),
-            &meta,
-        )
-        .await?;
-    grant(&state, &format!("{}:get:orders:{id}", caller.id), &meta).await?;
-    grant(&state, &format!("{}:put:orders:{id}", caller.id), &meta).await?;
-    Ok(accepted(
-        StatusCode::ACCEPTED,
-        committed.version,
-        OrderCommitted {
+        })
+        .collect();
+    let reply =
+        |placed: &orders::Placed| order_reply(StatusCode::ACCEPTED, placed.order_id, &placed.done);
+    let record = idempotent.record(reply);
+    let result = orders::place_order(
+        state.app(),
+        &caller.metadata(),
+        account_id,
+        &items,
+        request.currency,
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
+}
+
+fn order_reply(status: StatusCode, order_id: Uuid, done: &Done) -> Reply {
+    Reply::json(
+        status,
+        done.version,
+        &OrderCommitted {
             order_id,
-            version: committed.version,
-            position: committed.position,
+            version: done.version,
+            position: done.position,
         },
-    ))
+    )
 }
 
 /// `POST /orders/{id}/cancel` (the body may be empty).
@@ -178,43 +135,27 @@ pub async fn cancel(
     caller: Caller,
     PathId(order_id): PathId,
     IfMatch(expected): IfMatch,
+    idempotent: Idempotent,
     body: OptionalBody,
 ) -> Result<Response, ApiError> {
-    let id = order_id.to_string();
-    caller.require("put", "orders", &id)?;
+    caller.require("put", "orders", &order_id.to_string())?;
     let request: CancelOrderRequest = match body.0 {
         Some(bytes) => parse_json(&bytes)?,
         None => CancelOrderRequest::default(),
     };
-    if let Some(reason) = &request.reason {
-        if reason.chars().count() > MAX_REASON_LEN {
-            return Err(ApiError::unprocessable(
-                format!("reason is longer than {MAX_REASON_LEN} characters"),
-                Some("reason"),
-            ));
-        }
-    }
-    let committed = state
-        .bus()
-        .execute_expecting::<Order>(
-            &id,
-            OrderCommand::Cancel {
-                reason: request.reason,
-            },
-            &(),
-            &caller.metadata(),
-            expected,
-        )
-        .await?;
-    Ok(accepted(
-        StatusCode::OK,
-        committed.version,
-        OrderCommitted {
-            order_id,
-            version: committed.version,
-            position: committed.position,
-        },
-    ))
+    let reply = move |done: &Done| order_reply(StatusCode::OK, order_id, done);
+    let record = idempotent.record(reply);
+    let result = orders::cancel_order(
+        state.app(),
+        &caller.metadata(),
+        order_id,
+        request.reason,
+        expected,
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }
 
 /// A body that may be empty (whitespace only counts as empty). A non-empty one must come as

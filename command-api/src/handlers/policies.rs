@@ -1,9 +1,9 @@
 //! `PUT /policies` and `DELETE /policies` (admins): grant or revoke one policy.
 
+use application::{policies, Done};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
-use domain::policy_set::{PolicySet, PolicySetCommand};
+use axum::response::{IntoResponse, Response};
 use domain::Policy;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use crate::authz::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IfMatch, JsonBody};
-use crate::respond::{accepted, PolicyCommitted};
+use crate::idempotency::Idempotent;
+use crate::respond::{PolicyCommitted, Reply};
 use crate::state::AppState;
 
 /// `PUT /policies`, `DELETE /policies`.
@@ -24,30 +25,16 @@ pub struct PolicyRequest {
     pub policy: Policy,
 }
 
-async fn change(
-    state: AppState,
-    caller: Caller,
-    expected: Option<u64>,
-    action: &str,
-    policy: Policy,
-    command: PolicySetCommand,
-) -> Result<Response, ApiError> {
-    let subject = policy.subject().to_owned();
-    caller.require(action, "policies", &subject)?;
-    let committed = state
-        .bus()
-        .execute_expecting::<PolicySet>(&subject, command, &(), &caller.metadata(), expected)
-        .await?;
-    state.cache().apply_committed(&committed);
-    Ok(accepted(
+fn policy_reply(subject: &str, done: &Done) -> Reply {
+    Reply::json(
         StatusCode::OK,
-        committed.version,
-        PolicyCommitted {
-            subject,
-            version: committed.version,
-            position: committed.position,
+        done.version,
+        &PolicyCommitted {
+            subject: subject.to_owned(),
+            version: done.version,
+            position: done.position,
         },
-    ))
+    )
 }
 
 /// Grant a policy to its subject (a repeat is a no-op with a null position).
@@ -71,18 +58,23 @@ pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     IfMatch(expected): IfMatch,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<PolicyRequest>,
 ) -> Result<Response, ApiError> {
-    let policy = request.policy;
-    change(
-        state,
-        caller,
+    let subject = request.policy.subject().to_owned();
+    caller.require("put", "policies", &subject)?;
+    let reply = move |done: &Done| policy_reply(&subject, done);
+    let record = idempotent.record(reply.clone());
+    let result = policies::grant(
+        state.app(),
+        &caller.metadata(),
+        &request.policy,
         expected,
-        "put",
-        policy.clone(),
-        PolicySetCommand::Grant { policy },
+        record.as_deref(),
     )
-    .await
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }
 
 /// Revoke a policy from its subject (revoking one not held is a no-op with a null position).
@@ -106,16 +98,21 @@ pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     IfMatch(expected): IfMatch,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<PolicyRequest>,
 ) -> Result<Response, ApiError> {
-    let policy = request.policy;
-    change(
-        state,
-        caller,
+    let subject = request.policy.subject().to_owned();
+    caller.require("delete", "policies", &subject)?;
+    let reply = move |done: &Done| policy_reply(&subject, done);
+    let record = idempotent.record(reply.clone());
+    let result = policies::revoke(
+        state.app(),
+        &caller.metadata(),
+        &request.policy,
         expected,
-        "delete",
-        policy.clone(),
-        PolicySetCommand::Revoke { policy },
+        record.as_deref(),
     )
-    .await
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }

@@ -1,19 +1,19 @@
 //! `POST /products`, `PATCH /products/{id}`, `POST /products/{id}/restock`.
 
+use application::{products, Done};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
-use domain::product::{Product, ProductCommand};
+use axum::response::{IntoResponse, Response};
 use domain::{Currency, Money, Quantity};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::grant;
 use crate::authz::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IfMatch, JsonBody, PathId};
-use crate::respond::{accepted, ProductCommitted};
+use crate::idempotency::Idempotent;
+use crate::respond::{ProductCommitted, Reply};
 use crate::state::AppState;
 
 /// `POST /products`.
@@ -58,39 +58,42 @@ pub struct CreateProductRequest {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<CreateProductRequest>,
 ) -> Result<Response, ApiError> {
     caller.require("post", "products", "*")?;
     let seller = Uuid::parse_str(&caller.id).map_err(ApiError::internal)?;
-    let product_id = Uuid::now_v7();
-    let id = product_id.to_string();
-    let meta = caller.metadata();
-    let committed = state
-        .bus()
-        .execute::<Product>(
-            &id,
-            ProductCommand::Create {
-                product_id,
-                seller,
-                name: request.name,
-                description: request.description,
-                price: Money::new(request.price, request.currency),
-                stock: request.stock,
-            },
-            &(),
-            &meta,
-        )
-        .await?;
-    grant(&state, &format!("{}:*:products:{id}", caller.id), &meta).await?;
-    Ok(accepted(
-        StatusCode::CREATED,
-        committed.version,
-        ProductCommitted {
-            product_id,
-            version: committed.version,
-            position: committed.position,
+    let reply = |created: &products::Created| {
+        product_reply(StatusCode::CREATED, created.product_id, &created.done)
+    };
+    let record = idempotent.record(reply);
+    let result = products::create_product(
+        state.app(),
+        &caller.metadata(),
+        seller,
+        products::NewProduct {
+            name: request.name,
+            description: request.description,
+            price: Money::new(request.price, request.currency),
+            stock: request.stock,
         },
-    ))
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
+}
+
+fn product_reply(status: StatusCode, product_id: Uuid, done: &Done) -> Reply {
+    Reply::json(
+        status,
+        done.version,
+        &ProductCommitted {
+            product_id,
+            version: done.version,
+            position: done.position,
+        },
+    )
 }
 
 /// `PATCH /products/{id}`: at least one field.
@@ -138,51 +141,28 @@ pub async fn patch(
     caller: Caller,
     PathId(product_id): PathId,
     IfMatch(expected): IfMatch,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<PatchProductRequest>,
 ) -> Result<Response, ApiError> {
-    let id = product_id.to_string();
-    caller.require("patch", "products", &id)?;
-    let price = match (request.price, request.currency) {
-        (Some(amount), Some(currency)) => Some(Money::new(amount, currency)),
-        (Some(amount), None) => {
-            let current = state.store().load_current::<Product>(&id).await?.state;
-            let currency = current
-                .price()
-                .map(|p| p.currency)
-                .ok_or_else(|| ApiError::not_found("product not found", Some("id")))?;
-            Some(Money::new(amount, currency))
-        }
-        (None, Some(_)) => {
-            return Err(ApiError::unprocessable(
-                "currency is given only together with price",
-                Some("currency"),
-            ))
-        }
-        (None, None) => None,
-    };
-    let committed = state
-        .bus()
-        .execute_expecting::<Product>(
-            &id,
-            ProductCommand::Update {
-                name: request.name,
-                description: request.description,
-                price,
-            },
-            &(),
-            &caller.metadata(),
-            expected,
-        )
-        .await?;
-    Ok(accepted(
-        StatusCode::OK,
-        committed.version,
-        ProductCommitted {
-            product_id,
-            version: committed.version,
-            position: committed.position,
+    caller.require("patch", "products", &product_id.to_string())?;
+    let reply = move |done: &Done| product_reply(StatusCode::OK, product_id, done);
+    let record = idempotent.record(reply);
+    let result = products::update_product(
+        state.app(),
+        &caller.metadata(),
+        product_id,
+        products::ProductUpdate {
+            name: request.name,
+            description: request.description,
+            price: request.price,
+            currency: request.currency,
         },
-    ))
+        expected,
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }
 
 /// `POST /products/{id}/restock`.
@@ -218,30 +198,22 @@ pub async fn restock(
     caller: Caller,
     PathId(product_id): PathId,
     IfMatch(expected): IfMatch,
+    idempotent: Idempotent,
     JsonBody(request): JsonBody<RestockRequest>,
 ) -> Result<Response, ApiError> {
-    let id = product_id.to_string();
     // `put`, not `post`: a seller's `post:products:*` (create) must not reach others' products.
-    caller.require("put", "products", &id)?;
-    let committed = state
-        .bus()
-        .execute_expecting::<Product>(
-            &id,
-            ProductCommand::Restock {
-                quantity: request.quantity,
-            },
-            &(),
-            &caller.metadata(),
-            expected,
-        )
-        .await?;
-    Ok(accepted(
-        StatusCode::OK,
-        committed.version,
-        ProductCommitted {
-            product_id,
-            version: committed.version,
-            position: committed.position,
-        },
-    ))
+    caller.require("put", "products", &product_id.to_string())?;
+    let reply = move |done: &Done| product_reply(StatusCode::OK, product_id, done);
+    let record = idempotent.record(reply);
+    let result = products::restock(
+        state.app(),
+        &caller.metadata(),
+        product_id,
+        request.quantity,
+        expected,
+        record.as_deref(),
+    )
+    .await;
+    idempotent.settle(&result);
+    Ok(reply(&result?).into_response())
 }

@@ -3,30 +3,19 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use application::sessions;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
-use domain::account::{Account, AccountCommand, AccountError, AccountEvent};
-use domain::Email;
-use eventstore_config::CommandError;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::auth::TokenKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, RequestId};
 use crate::respond::Session;
 use crate::state::AppState;
-
-const BAD_CREDENTIALS: &str = "invalid email or password";
-const REUSED: &str =
-    "this refresh token was already used: every token of its session is revoked, log in again";
-const FAMILY_REVOKED: &str =
-    "this refresh token was revoked: a refresh token of its session was reused, log in again";
 
 /// `POST /sessions`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,30 +53,16 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerAddress {
     }
 }
 
-/// An argon2 hash of a random password, made once per process.
-async fn dummy_hash() -> Result<String, ApiError> {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_try_init(|| async {
-            access::hash_password(Uuid::new_v4().to_string())
-                .await
-                .map_err(ApiError::Internal)
-        })
-        .await
-        .cloned()
-}
-
-fn session(account_id: &str, tokens: access::TokenPair) -> Result<Response, ApiError> {
-    let account_id = Uuid::parse_str(account_id).map_err(ApiError::internal)?;
-    Ok((
+fn session(session: application::sessions::Session) -> Response {
+    (
         StatusCode::OK,
         Json(Session {
-            account_id,
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
+            account_id: session.account_id,
+            access_token: session.tokens.access_token,
+            refresh_token: session.tokens.refresh_token,
         }),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Log in with e-mail and password (records `AccountAuthenticated`). Each login starts a new
@@ -97,6 +72,7 @@ fn session(account_id: &str, tokens: access::TokenPair) -> Result<Response, ApiE
     request_body = LoginRequest,
     responses(
         (status = 200, description = "logged in", body = Session),
+        (status = 400, description = "not JSON, or an `Idempotency-Key` header: routes that issue tokens refuse it (their answers are never stored)", body = ErrorBody),
         (status = 401, description = "wrong e-mail or password, or a deleted account", body = ErrorBody),
         (status = 422, description = "invalid field", body = ErrorBody),
         (status = 429, description = "too many login attempts for this e-mail or from this address; see Retry-After", body = ErrorBody),
@@ -111,40 +87,14 @@ pub async fn login(
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     state.login_limits().check(&request.email, address)?;
-    let unauthorized = || ApiError::Unauthorized(BAD_CREDENTIALS.into());
-    let owner = match Email::parse(&request.email) {
-        Ok(email) => super::email_owner(state.store(), &email).await?,
-        Err(_) => None,
-    };
-    let account = match &owner {
-        Some(id) => Some(state.store().load_current::<Account>(id).await?.state),
-        None => None,
-    };
-    // Without an account (or with a claim whose registration never completed) a dummy hash is
-    // verified all the same, so the answer's timing does not tell which e-mails exist.
-    let (hash, usable) = match account.as_ref().and_then(|a| a.password_hash()) {
-        Some(hash) => (hash.to_owned(), true),
-        None => (dummy_hash().await?, false),
-    };
-    let matches = state.passwords().verify(request.password, hash).await?;
-    let (Some(id), Some(account)) = (owner, account) else {
-        return Err(unauthorized());
-    };
-    if !usable || !matches || account.is_deleted() {
-        return Err(unauthorized());
-    }
-    state
-        .bus()
-        .execute::<Account>(
-            &id,
-            AccountCommand::RecordLogin { at: Utc::now() },
-            state.accounts(),
-            &request_id.metadata(&id),
-        )
-        .await?;
-    state.cache().load(state.store(), &id).await?;
-    let tokens = state.tokens().issue(&id).map_err(ApiError::Internal)?;
-    session(&id, tokens)
+    let done = sessions::log_in(
+        state.app(),
+        &request_id.origin(),
+        &request.email,
+        request.password,
+    )
+    .await?;
+    Ok(session(done))
 }
 
 /// Trade a refresh token (once) for a new token pair of the same token family. Presenting an
@@ -155,6 +105,7 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "new tokens", body = Session),
+        (status = 400, description = "not JSON, or an `Idempotency-Key` header: routes that issue tokens refuse it (their answers are never stored)", body = ErrorBody),
         (status = 401, description = "invalid, expired, used or revoked token, or a deleted account", body = ErrorBody),
     )
 )]
@@ -163,44 +114,8 @@ pub async fn refresh(
     request_id: RequestId,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let claims = state
-        .tokens()
-        .verify(&request.refresh_token, TokenKind::Refresh)?;
-    let family = claims.family();
-    let gone = || ApiError::Unauthorized("the account does not exist or was deleted".into());
-    let committed = match state
-        .bus()
-        .execute::<Account>(
-            &claims.sub,
-            AccountCommand::RotateRefreshToken {
-                jti: claims.jti,
-                family,
-            },
-            state.accounts(),
-            &request_id.metadata(&claims.sub),
-        )
-        .await
-    {
-        Ok(committed) => committed,
-        Err(CommandError::Rejected(AccountError::TokenFamilyRevoked)) => {
-            return Err(ApiError::Unauthorized(FAMILY_REVOKED.into()))
-        }
-        Err(CommandError::Rejected(AccountError::AccountDeleted | AccountError::NotRegistered)) => {
-            return Err(gone())
-        }
-        Err(error) => return Err(error.into()),
-    };
-    state.cache().apply_committed_account(&committed);
-    match committed.events.as_slice() {
-        [AccountEvent::RefreshTokenRevoked { .. }] => {
-            let tokens = state
-                .tokens()
-                .issue_in(&claims.sub, family)
-                .map_err(ApiError::Internal)?;
-            session(&claims.sub, tokens)
-        }
-        _ => Err(ApiError::Unauthorized(REUSED.into())),
-    }
+    let done = sessions::refresh(state.app(), &request_id.origin(), &request.refresh_token).await?;
+    Ok(session(done))
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
-//! Carrying out the saga's commands through the command bus. A command the domain refuses
+//! Carrying out the saga's commands through the application layer's saga use cases. A command the domain refuses
 //! because its effect already happened (a reservation already made, an order already moved on, a
 //! charge already taken) counts as done: that is how a replayed or retried step stays
 //! exactly-once. Infrastructure failures are returned so the step is retried.
 
 use domain::order::{Order, OrderCommand, OrderError};
-use domain::product::{Product, ProductCommand, ProductError};
-use domain::wallet::{Wallet, WalletCommand, WalletError};
+use domain::product::{ProductCommand, ProductError};
+use domain::wallet::{WalletCommand, WalletError};
 use eventstore_config::{CommandBus, CommandError, EventMetadata};
 
 use super::decide::SagaCommand;
@@ -175,9 +175,7 @@ async fn product(
     command: ProductCommand,
     metadata: &EventMetadata,
 ) -> Result<Done, BoxError> {
-    let result = bus
-        .execute::<Product>(&product_id.to_string(), command, &(), metadata)
-        .await;
+    let result = application::saga::product(bus, &product_id.to_string(), command, metadata).await;
     outcome(result, |e| {
         matches!(
             e,
@@ -194,7 +192,7 @@ async fn order_command(
     command: OrderCommand,
     metadata: &EventMetadata,
 ) -> Result<Done, BoxError> {
-    let result = bus.execute::<Order>(order_id, command, &(), metadata).await;
+    let result = application::saga::order(bus, order_id, command, metadata).await;
     outcome(result, |e| {
         matches!(e, OrderError::InvalidTransition { .. })
     })
@@ -206,9 +204,7 @@ async fn wallet_command(
     command: WalletCommand,
     metadata: &EventMetadata,
 ) -> Result<Done, BoxError> {
-    let result = bus
-        .execute::<Wallet>(wallet_id, command, &(), metadata)
-        .await;
+    let result = application::saga::wallet(bus, wallet_id, command, metadata).await;
     outcome(result, |e| {
         matches!(
             e,
