@@ -204,13 +204,23 @@ impl TestApi {
     pub async fn register(&self, role: &str) -> Account {
         let email = format!("{}@example.com", Uuid::new_v4().simple());
         let password = "correct horse battery".to_owned();
-        let answer = self
-            .post(
-                "/api/v1/accounts",
-                None,
-                json!({"email": email, "password": password, "name": "Test", "role": role}),
-            )
-            .await;
+        let body = json!({"email": email, "password": password, "name": "Test", "role": role});
+        // A 503 with Retry-After (every password-hashing slot busy) asks the client to come
+        // back, as a well-behaved client does: many tests register at once on 2 cores.
+        let mut answer = self.post("/api/v1/accounts", None, body.clone()).await;
+        for _ in 0..30 {
+            if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+                break;
+            }
+            let wait = answer
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("a 503 says when to retry");
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            answer = self.post("/api/v1/accounts", None, body.clone()).await;
+        }
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
         Account {
             id: answer.body["account_id"].as_str().expect("id").to_owned(),
