@@ -29,6 +29,8 @@ pub enum EventsCommand {
 
 const PAGE: u32 = 500;
 const POLL: Duration = Duration::from_millis(500);
+/// How long `events tail` (without `--follow`) waits for the events committed before it started.
+const HEAD_PATIENCE: Duration = Duration::from_secs(10);
 
 pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Tail {
@@ -42,6 +44,11 @@ pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
         .checkpoint_at(after)
         .await
         .context("finding the start position")?;
+    // Without --follow, the tail ends at the log's head as of now. The commit-safe reader holds
+    // back events behind a transaction still running anywhere on the server; wait (a bounded
+    // time) until it lets through everything committed before the command started.
+    let head = store.head_position().await.context("reading the log's head")?;
+    let patience = tokio::time::Instant::now() + HEAD_PATIENCE;
     let mut printed = 0u64;
     let stdout = std::io::stdout();
     loop {
@@ -65,7 +72,11 @@ pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
         }
         if page.len() < PAGE as usize {
             if !follow {
-                return Ok(());
+                if checkpoint.position >= head || tokio::time::Instant::now() >= patience {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
