@@ -47,7 +47,10 @@ pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
     // Without --follow, the tail ends at the log's head as of now. The commit-safe reader holds
     // back events behind a transaction still running anywhere on the server; wait (a bounded
     // time) until it lets through everything committed before the command started.
-    let head = store.head_position().await.context("reading the log's head")?;
+    let head = store
+        .head_position()
+        .await
+        .context("reading the log's head")?;
     let patience = tokio::time::Instant::now() + HEAD_PATIENCE;
     let mut printed = 0u64;
     let stdout = std::io::stdout();
