@@ -4,7 +4,7 @@
 use anyhow::Context;
 use base64::Engine;
 use chrono::Utc;
-use eventstore_config::{Settings, Sql, Store};
+use eventstore_config::{Settings, Store};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -170,16 +170,8 @@ async fn generated_secret(store: &Store) -> anyhow::Result<Vec<u8>> {
     let mut bytes = [0u8; 48];
     rand::thread_rng().fill_bytes(&mut bytes);
     let fresh = base64::engine::general_purpose::STANDARD.encode(bytes);
-    // Insert-if-absent, then read: every process on the database ends up with the same key.
-    Sql::new("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .arg(JWT_SECRET_NAME)
-        .arg(&fresh)
-        .execute(store)
-        .await?;
-    let (value,): (String,) = Sql::new("SELECT value FROM secrets WHERE name = $1")
-        .arg(JWT_SECRET_NAME)
-        .fetch_one(store)
-        .await?;
+    let (value, _) =
+        eventstore_config::secrets::get_or_insert(store, JWT_SECRET_NAME, fresh).await?;
     base64::engine::general_purpose::STANDARD
         .decode(value)
         .context("the stored JWT secret is not base64")

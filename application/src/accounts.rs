@@ -2,11 +2,11 @@
 //! work), deletion and deposits.
 
 use chrono::Utc;
-use domain::account::{Account, AccountCommand, Role};
+use domain::account::{Account, AccountCommand, AccountError, AccountServices, Role};
 use domain::policy_set::PolicySet;
 use domain::wallet::{Wallet, WalletCommand};
 use domain::{Email, Money, Name};
-use eventstore_config::{email_registry, EventMetadata};
+use eventstore_config::{email_registry, CommandBus, CommandError, Committed, EventMetadata};
 use uuid::Uuid;
 
 use crate::policies::decide_grant;
@@ -183,7 +183,7 @@ pub async fn delete_account(
     Ok(done)
 }
 
-/// Erases the account (right to erasure; [`eventstore_config::personal::erase_account`]): its
+/// Erases the account (right to erasure; [`erase`]): its
 /// personal-data key, e-mail claim and snapshots go, `AccountErased` is appended (the account is
 /// deleted too). An erased account erases again without a new event (`position` null).
 pub async fn erase_account(
@@ -192,14 +192,38 @@ pub async fn erase_account(
     account_id: Uuid,
 ) -> Result<Done, AppError> {
     let id = account_id.to_string();
-    let committed =
-        eventstore_config::personal::erase_account(app.bus(), app.accounts(), &id, metadata)
-            .await?;
+    let committed = erase(app.bus(), app.accounts(), &id, metadata).await?;
     app.cache().mark_deleted(&id);
     Ok(Done {
         version: committed.version,
         position: committed.position,
     })
+}
+
+/// Erases account `account_id` (right to erasure): refuses an unknown account
+/// ([`AccountError::NotRegistered`]) without changing anything, then [`forget`](eventstore_config::personal::forget)s its personal
+/// data and appends `AccountErased` (nothing when it was erased already: a repeated erasure
+/// succeeds and changes nothing, so an interrupted one is finished by running it again).
+pub async fn erase(
+    bus: &CommandBus,
+    services: &AccountServices,
+    account_id: &str,
+    metadata: &EventMetadata,
+) -> Result<Committed<Account>, CommandError<AccountError>> {
+    let current = bus.store().load_current::<Account>(account_id).await?;
+    if !current.state.is_registered() {
+        return Err(CommandError::Rejected(AccountError::NotRegistered));
+    }
+    eventstore_config::personal::forget(bus.store(), account_id)
+        .await
+        .map_err(|e| CommandError::Infrastructure(Box::new(e)))?;
+    bus.execute::<Account>(
+        account_id,
+        AccountCommand::Erase { at: Utc::now() },
+        services,
+        metadata,
+    )
+    .await
 }
 
 /// Deposits `amount` into the account's wallet.

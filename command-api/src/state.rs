@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use access::{Authenticator, LoginLimits, Passwords, PolicyCache, Tokens};
-use chrono::Utc;
 use domain::account::AccountServices;
 use domain::Currency;
-use eventstore_config::{CommandBus, Settings, Sql, Store};
+use eventstore_config::{CommandBus, Settings, Store};
 
 use crate::metrics::Metrics;
 
@@ -151,18 +150,11 @@ async fn fingerprint_key(settings: &Settings, store: &Store) -> anyhow::Result<V
         return Ok(secret.as_bytes().to_vec());
     }
     let candidate: [u8; 32] = rand::random();
-    Sql::new(
-        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO NOTHING",
+    let (value, _) = eventstore_config::secrets::get_or_insert(
+        store,
+        FINGERPRINT_SECRET,
+        hex::encode(candidate),
     )
-    .arg(FINGERPRINT_SECRET)
-    .arg(hex::encode(candidate))
-    .arg(Utc::now())
-    .execute(store)
     .await?;
-    let (value,): (String,) = Sql::new("SELECT value FROM secrets WHERE name = $1")
-        .arg(FINGERPRINT_SECRET)
-        .fetch_one(store)
-        .await?;
     Ok(value.into_bytes())
 }

@@ -13,27 +13,7 @@ use crate::metadata::EventMetadata;
 use crate::sql::{Arg, Executor, Sql};
 use crate::store::Store;
 
-/// A failure reading the log.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The database failed.
-    #[error("reading the event store failed: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A stored event does not decode into its aggregate's event type.
-    #[error(
-        "stored event {aggregate_type}/{aggregate_id} version {version} does not decode: {reason}"
-    )]
-    Corrupt {
-        /// Aggregate type of the event.
-        aggregate_type: String,
-        /// Aggregate id of the event.
-        aggregate_id: String,
-        /// Its version (sequence).
-        version: u64,
-        /// The decoder's message.
-        reason: String,
-    },
-}
+pub use crate::read_error::ReadError;
 
 /// One event as stored in the log, with its global position and metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +119,7 @@ impl EventRow {
 }
 
 /// Runs `sql` (selecting [`Store::log_columns`] from `events`), decodes its rows and opens
-/// their personal fields ([`crate::personal::open_events`]) through the same executor: a writer
+/// their personal fields ([`open_events`]) through the same executor: a writer
 /// holding SQLite's write lock reads keys through its own connection too.
 async fn fetch_events<'a>(
     sql: &Sql,
@@ -151,7 +131,7 @@ async fn fetch_events<'a>(
         .into_iter()
         .map(EventRow::into_event)
         .collect::<Result<Vec<_>, _>>()?;
-    crate::personal::open_events(on, &mut events).await?;
+    open_events(on, &mut events).await?;
     Ok(events)
 }
 
@@ -340,3 +320,21 @@ pub(crate) enum Bound {
 /// A time in the fixed-width text form the SQLite read-model tables use (microseconds, `Z`):
 /// [`crate::sql::sqlite_time`] under the name its older callers use.
 pub use crate::sql::sqlite_time as sqlite_read_model_time;
+
+/// Opens the sealed values of stored events ([`crate::personal::open_payloads`]).
+async fn open_events<'a>(
+    on: impl Into<Executor<'a>>,
+    events: &mut [StoredEvent],
+) -> Result<(), ReadError> {
+    let payloads = events
+        .iter_mut()
+        .map(|e| {
+            (
+                e.aggregate_type.as_str(),
+                e.aggregate_id.as_str(),
+                &mut e.payload,
+            )
+        })
+        .collect();
+    crate::personal::open_payloads(on, payloads).await
+}

@@ -24,16 +24,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
-use domain::account::{Account, AccountCommand, AccountError, AccountServices};
 use domain::Email;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::command_bus::{CommandBus, CommandError, Committed};
-use crate::log::{ReadError, StoredEvent};
-use crate::metadata::EventMetadata;
+use crate::read_error::ReadError;
 use crate::sql::{Executor, Sql};
 use crate::store::Store;
 
@@ -277,24 +274,6 @@ async fn keys_of(
     Ok(keys)
 }
 
-/// Opens the sealed values of stored events (see [`open_payloads`]).
-pub async fn open_events<'a>(
-    on: impl Into<Executor<'a>>,
-    events: &mut [StoredEvent],
-) -> Result<(), ReadError> {
-    let payloads = events
-        .iter_mut()
-        .map(|e| {
-            (
-                e.aggregate_type.as_str(),
-                e.aggregate_id.as_str(),
-                &mut e.payload,
-            )
-        })
-        .collect();
-    open_payloads(on, payloads).await
-}
-
 /// Opens the sealed values of stored payloads `(aggregate_type, aggregate_id, payload)`: with
 /// the account's key, or as [`ERASED`] once the key is gone. One statement for all of them,
 /// none when no payload holds a sealed value.
@@ -383,22 +362,16 @@ fn digest_with(key: &[u8], email: &Email) -> String {
 /// on the database. Creating it also converts the claims written before the index was keyed
 /// (plain addresses) to digests, in the same transaction: such claims exist only until then.
 pub async fn index_key(store: &Store) -> Result<Vec<u8>, sqlx::Error> {
-    let read = Sql::new("SELECT value FROM secrets WHERE name = $1").arg(INDEX_KEY_NAME);
-    if let Some((text,)) = read.fetch_optional::<(String,)>(store).await? {
+    if let Some(text) = crate::secrets::get(store, INDEX_KEY_NAME).await? {
         return decode_index_key(&text);
     }
     let mut fresh = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut fresh);
     let mut tx = store.begin().await?;
-    let created =
-        Sql::new("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .arg(INDEX_KEY_NAME)
-            .arg(B64.encode(fresh))
-            .execute(&mut tx)
-            .await?;
-    let (text,): (String,) = read.fetch_one(&mut tx).await?;
+    let (text, created) =
+        crate::secrets::get_or_insert(&mut tx, INDEX_KEY_NAME, B64.encode(fresh)).await?;
     let key = decode_index_key(&text)?;
-    if created == 1 {
+    if created {
         let plain: Vec<(String,)> = Sql::new("SELECT email_hash FROM email_claims")
             .fetch_all(&mut tx)
             .await?;
@@ -480,32 +453,6 @@ fn erase_plaintext(payload: &mut Value, fields: &[&str]) -> bool {
     changed
 }
 
-/// Erases account `account_id` (right to erasure): refuses an unknown account
-/// ([`AccountError::NotRegistered`]) without changing anything, then [`forget`]s its personal
-/// data and appends `AccountErased` (nothing when it was erased already: a repeated erasure
-/// succeeds and changes nothing, so an interrupted one is finished by running it again).
-pub async fn erase_account(
-    bus: &CommandBus,
-    services: &AccountServices,
-    account_id: &str,
-    metadata: &EventMetadata,
-) -> Result<Committed<Account>, CommandError<AccountError>> {
-    let current = bus.store().load_current::<Account>(account_id).await?;
-    if !current.state.is_registered() {
-        return Err(CommandError::Rejected(AccountError::NotRegistered));
-    }
-    forget(bus.store(), account_id)
-        .await
-        .map_err(|e| CommandError::Infrastructure(Box::new(e)))?;
-    bus.execute::<Account>(
-        account_id,
-        AccountCommand::Erase { at: Utc::now() },
-        services,
-        metadata,
-    )
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -564,7 +511,7 @@ mod tests {
             assert_eq!(payload["data"][field], ERASED);
         }
         let event: domain::account::AccountEvent = serde_json::from_value(payload).unwrap();
-        let mut account = Account::default();
+        let mut account = domain::account::Account::default();
         cqrs_es::Aggregate::apply(&mut account, event);
         assert!(account.email().is_some_and(Email::is_erased));
         assert_eq!(account.name(), Some(ERASED));

@@ -73,9 +73,7 @@ async fn erase(settings: Settings, store: Store, id: &str) -> anyhow::Result<()>
         .to_string();
     let bus = CommandBus::new(store.clone(), &settings);
     let services = AccountServices::new(std::sync::Arc::new(SqlEmailRegistry::new(store.clone())));
-    let erased =
-        eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
-            .await;
+    let erased = application::accounts::erase(&bus, &services, &id, &EventMetadata::system()).await;
     store.close().await;
     match erased {
         Ok(committed) if committed.position.is_some() => {

@@ -404,10 +404,9 @@ async fn given_an_account_registered_before_sealing_when_loaded_and_erased_then_
 
     let bus = CommandBus::new(store.clone(), &gql.api.test.settings);
     let services = AccountServices::new(Arc::new(SqlEmailRegistry::new(store.clone())));
-    let committed =
-        eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
-            .await
-            .expect("erased");
+    let committed = application::accounts::erase(&bus, &services, &id, &EventMetadata::system())
+        .await
+        .expect("erased");
     assert_eq!(committed.version, 2);
     let folded = store.load_current::<Account>(&id).await.expect("it loads");
     assert_eq!(folded.state.name(), Some(ERASED));
@@ -486,7 +485,7 @@ async fn given_snapshots_of_an_account_when_stored_and_erased_then_they_hold_no_
     );
 
     let services = AccountServices::new(Arc::new(SqlEmailRegistry::new(store.clone())));
-    eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
+    application::accounts::erase(&bus, &services, &id, &EventMetadata::system())
         .await
         .expect("erased");
     for snapshot in snapshots().await {
@@ -656,7 +655,7 @@ async fn given_a_relayed_registration_when_the_account_is_erased_then_the_stream
     assert!(before.contains(&email), "{before}");
 
     let services = AccountServices::new(Arc::new(SqlEmailRegistry::new(test.store.clone())));
-    eventstore_config::personal::erase_account(&bus, &services, &id, &EventMetadata::system())
+    application::accounts::erase(&bus, &services, &id, &EventMetadata::system())
         .await
         .expect("erased");
     let erased = format!("eventshop.account.{id}.AccountErased");
