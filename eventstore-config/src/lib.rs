@@ -40,6 +40,7 @@ pub mod read_error;
 pub mod saga_tables;
 pub mod secrets;
 pub mod settings;
+pub mod snapshots;
 pub mod sql;
 mod states;
 pub mod store;

@@ -24,11 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
-use domain::Email;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde_json::Value;
-use sha2::Sha256;
 
 use crate::read_error::ReadError;
 use crate::sql::{Executor, Sql};
@@ -41,9 +37,6 @@ pub const SEALED_PREFIX: &str = "pd1:";
 
 /// The aggregate type whose events carry personal data; its id is the key's owner.
 const PERSONAL_AGGREGATE: &str = "account";
-
-/// The `secrets` row holding the e-mail index's HMAC key.
-const INDEX_KEY_NAME: &str = "email_index_key";
 
 /// Bytes of an AES-GCM nonce.
 const NONCE_LEN: usize = 12;
@@ -343,59 +336,6 @@ pub async fn open_snapshot(
     })
 }
 
-/// The e-mail index's form of `email`: HMAC-SHA256 (hex) of the normalised address, keyed
-/// by the database's index key (generated on first use; see [`index_key`]).
-pub async fn email_digest(store: &Store, email: &Email) -> Result<String, sqlx::Error> {
-    let key = index_key(store).await?;
-    Ok(digest_with(&key, email))
-}
-
-fn digest_with(key: &[u8], email: &Email) -> String {
-    // HMAC takes a key of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-    mac.update(email.as_str().as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// The e-mail index's HMAC key: read from `secrets`, or created there, shared by every process
-/// on the database. Creating it also converts the claims written before the index was keyed
-/// (plain addresses) to digests, in the same transaction: such claims exist only until then.
-pub async fn index_key(store: &Store) -> Result<Vec<u8>, sqlx::Error> {
-    if let Some(text) = crate::secrets::get(store, INDEX_KEY_NAME).await? {
-        return decode_index_key(&text);
-    }
-    let mut fresh = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut fresh);
-    let mut tx = store.begin().await?;
-    let (text, created) =
-        crate::secrets::get_or_insert(&mut tx, INDEX_KEY_NAME, B64.encode(fresh)).await?;
-    let key = decode_index_key(&text)?;
-    if created {
-        let plain: Vec<(String,)> = Sql::new("SELECT email_hash FROM email_claims")
-            .fetch_all(&mut tx)
-            .await?;
-        for (address,) in plain {
-            let Ok(email) = Email::parse(&address) else {
-                continue;
-            };
-            Sql::new("UPDATE email_claims SET email_hash = $2 WHERE email_hash = $1")
-                .arg(&address)
-                .arg(digest_with(&key, &email))
-                .execute(&mut tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(key)
-}
-
-fn decode_index_key(text: &str) -> Result<Vec<u8>, sqlx::Error> {
-    B64.decode(text).map_err(|e| {
-        sqlx::Error::Decode(format!("the stored e-mail index key is not base64: {e}").into())
-    })
-}
-
 /// Deletes what holds or unlocks the personal data of `account_id`, in one transaction: its
 /// personal-data key (its sealed fields read "[erased]" from then on), its e-mail claim (the
 /// address can register again), its snapshots (folded states with plaintext), and, in its
@@ -403,13 +343,16 @@ fn decode_index_key(text: &str) -> Result<Vec<u8>, sqlx::Error> {
 /// "[erased]": the one change ever made to stored events).
 pub async fn forget(store: &Store, account_id: &str) -> Result<(), sqlx::Error> {
     let mut tx = store.begin().await?;
-    for statement in [
-        "DELETE FROM personal_data_keys WHERE account_id = $1",
-        "DELETE FROM email_claims WHERE account_id = $1",
-        "DELETE FROM aggregate_snapshots WHERE aggregate_type = 'account' AND aggregate_id = $1",
-    ] {
-        Sql::new(statement).arg(account_id).execute(&mut tx).await?;
-    }
+    Sql::new("DELETE FROM personal_data_keys WHERE account_id = $1")
+        .arg(account_id)
+        .execute(&mut tx)
+        .await?;
+    crate::email_registry::release(account_id)
+        .execute(&mut tx)
+        .await?;
+    crate::snapshots::forget(PERSONAL_AGGREGATE, account_id)
+        .execute(&mut tx)
+        .await?;
     let registered: Vec<(i64, String, Value)> = Sql::new(
         "SELECT sequence, event_type, payload FROM events \
           WHERE aggregate_type = 'account' AND aggregate_id = $1",
@@ -513,7 +456,7 @@ mod tests {
         let event: domain::account::AccountEvent = serde_json::from_value(payload).unwrap();
         let mut account = domain::account::Account::default();
         cqrs_es::Aggregate::apply(&mut account, event);
-        assert!(account.email().is_some_and(Email::is_erased));
+        assert!(account.email().is_some_and(domain::Email::is_erased));
         assert_eq!(account.name(), Some(ERASED));
     }
 
@@ -543,19 +486,6 @@ mod tests {
         let mut before = typed.clone();
         open_payload(None, ANN, &mut before).unwrap();
         assert_eq!(before, typed, "not a sealed value: left as stored");
-    }
-
-    #[test]
-    fn the_email_digest_is_keyed_and_hides_the_address() {
-        let email = Email::parse("Ann@Example.com").unwrap();
-        let one = digest_with(b"key one", &email);
-        assert_eq!(
-            one,
-            digest_with(b"key one", &Email::parse("ann@example.com").unwrap())
-        );
-        assert_ne!(one, digest_with(b"key two", &email));
-        assert_eq!(one.len(), 64);
-        assert!(!one.contains("ann"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 
 use crate::log::{Bound, ReadError};
-use crate::sql::{Arg, Sql};
+use crate::sql::Arg;
 use crate::store::Store;
 
 /// An aggregate's state at some version.
@@ -125,12 +125,7 @@ impl Store {
         bound: Bound,
     ) -> Result<Option<Snapshot>, ReadError> {
         type SnapshotRow = (i64, Value, DateTime<Utc>);
-        let mut sql = Sql::new(
-            "SELECT version, payload, last_recorded_at FROM aggregate_snapshots \
-              WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .arg(aggregate_type)
-        .arg(id);
+        let mut sql = crate::snapshots::select(aggregate_type, id);
         match bound {
             Bound::Latest => {}
             Bound::Version(v) => {
@@ -181,18 +176,9 @@ impl Store {
     ) -> Result<(), ReadError> {
         let mut sealed = payload.clone();
         crate::personal::seal_snapshot(self, aggregate_type, id, &mut sealed).await?;
-        Sql::new(
-            "INSERT INTO aggregate_snapshots \
-               (aggregate_type, aggregate_id, version, payload, last_recorded_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .arg(aggregate_type)
-        .arg(id)
-        .arg(version as i64)
-        .arg(sealed)
-        .log_time(last_recorded_at)
-        .execute(self)
-        .await?;
+        crate::snapshots::insert(aggregate_type, id, version, sealed, last_recorded_at)
+            .execute(self)
+            .await?;
         Ok(())
     }
 }
