@@ -2,94 +2,52 @@
 //! reaches a GraphQL subscriber of the other, because live delivery follows the log, not the
 //! process's own writes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use eventshop_tests::child::Server;
 use eventshop_tests::subscriptions::WsClient;
 use eventshop_tests::TestStore;
 use serde_json::{json, Value};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_eventshop");
-
-/// A `serve` child process; killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(test: &TestStore) -> Self {
-        let mut child = Command::new(BINARY)
-            .env("DATABASE_URL", test.url())
-            .env("EVENTSHOP_CONFIG", "/nonexistent/eventshop.toml")
-            .env_remove("EVENTSHOP_NATS_URL")
-            .env("RUST_LOG", "warn")
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start eventshop serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the listening line");
-        let base = line
-            .trim()
-            .strip_prefix("eventshop listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Self { child, base }
+/// `POST /api/v1{path}` to the server at `base`; the JSON answer, which must be a success.
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
+    let mut request = client.post(format!("{base}/api/v1{path}")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
     }
-
-    async fn post(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> Value {
-        let mut request = client
-            .post(format!("{}/api/v1{path}", self.base))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status();
-        let body: Value = response.json().await.expect("a JSON answer");
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status();
+    let body: Value = response.json().await.expect("a JSON answer");
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_two_serve_processes_on_one_database_when_one_handles_a_command_then_a_subscriber_of_the_other_gets_it(
 ) {
     let test = TestStore::postgres().await;
-    let first = Serve::start(&test);
-    let second = Serve::start(&test);
+    let first = Server::start(&test).await;
+    let second = Server::start(&test).await;
     let client = reqwest::Client::new();
-    let seller = first
-        .post(
-            &client,
-            "/accounts",
-            None,
-            json!({"email": "seller@example.com", "password": "correct horse", "name": "S",
+    let seller = post(
+        &client,
+        &first.base(),
+        "/accounts",
+        None,
+        json!({"email": "seller@example.com", "password": "correct horse", "name": "S",
                    "role": "seller"}),
-        )
-        .await;
+    )
+    .await;
     let token = seller["access_token"].as_str().expect("a token").to_owned();
     let head = test.store.head_position().await.expect("head");
 
-    let mut subscriber = WsClient::connect(&format!("{}/graphql", second.base), &token).await;
+    let mut subscriber = WsClient::connect(&format!("{}/graphql", second.base()), &token).await;
     subscriber
         .subscribe(
             "p",
@@ -101,15 +59,15 @@ async fn given_two_serve_processes_on_one_database_when_one_handles_a_command_th
     // The first product may come by catch-up; after a quiet pause the second can only come
     // live, woken by the second process's own log follower.
     for name in ["Teapot", "Kettle"] {
-        let product = first
-            .post(
-                &client,
-                "/products",
-                Some(&token),
-                json!({"name": name, "description": "", "price": 100, "currency": "EUR",
+        let product = post(
+            &client,
+            &first.base(),
+            "/products",
+            Some(&token),
+            json!({"name": name, "description": "", "price": 100, "currency": "EUR",
                        "stock": 5}),
-            )
-            .await;
+        )
+        .await;
         let message = subscriber.message().await;
         assert_eq!(message["type"], "next", "{message}");
         let event = &message["payload"]["data"]["events"];
