@@ -212,7 +212,8 @@ async fn backoff(attempts: u32, stop: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Relays batches while holding the lease.
+/// Relays batches while holding the lease. Checkpoints are saved by a [`Saver`] beside the
+/// publishing, so that a slow commit of the checkpoint never delays the next batch.
 #[allow(clippy::too_many_arguments)]
 async fn work(
     store: &Store,
@@ -223,7 +224,7 @@ async fn work(
     wake: &mut watch::Receiver<u64>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Ended, RelayError> {
-    let mut cp = loop {
+    let start = loop {
         match sql::read_checkpoint(store, CHECKPOINT).await {
             Ok(cp) => break cp,
             Err(error) => {
@@ -235,20 +236,42 @@ async fn work(
             }
         }
     };
-    metrics.position.set(cp.position);
+    metrics.position.set(start.position);
+    let saver = Saver::start(store.clone(), start, metrics.clone());
+    let ended = publish_all(
+        store, options, publisher, metrics, lease, wake, stop, start, &saver,
+    )
+    .await;
+    // The last acknowledged checkpoint is saved (once) before the lease is given up.
+    let lost = saver.finish().await;
+    match ended {
+        Ok(Ended::Stopped) if lost => Ok(Ended::Lost),
+        other => other,
+    }
+}
+
+/// The publishing loop: reads after `cp` in commit-safe order, publishes, and hands every
+/// acknowledged checkpoint to `saver`.
+#[allow(clippy::too_many_arguments)]
+async fn publish_all(
+    store: &Store,
+    options: &RelayOptions,
+    publisher: &Publisher,
+    metrics: &RelayMetrics,
+    lease: &mut Lease,
+    wake: &mut watch::Receiver<u64>,
+    stop: &mut watch::Receiver<bool>,
+    mut cp: Checkpoint,
+    saver: &Saver,
+) -> Result<Ended, RelayError> {
     let mut attempts = 0u32;
     let mut stream_ready = false;
-    let mut measured: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             return Ok(Ended::Stopped);
         }
-        if !lease.keep(store).await {
+        if saver.lost() || !lease.keep(store).await {
             return Ok(Ended::Lost);
-        }
-        if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            measure_lag(store, cp, metrics).await;
-            measured = Some(Instant::now());
         }
         let connected = publisher.connected();
         metrics.connected.set(i64::from(connected));
@@ -304,21 +327,8 @@ async fn work(
         };
 
         if acked > 0 {
-            let next = events[acked - 1].checkpoint();
-            match advance(store, cp, next).await {
-                Ok(true) => {
-                    cp = next;
-                    metrics.position.set(cp.position);
-                }
-                Ok(false) => return Ok(Ended::Lost),
-                Err(error) => {
-                    // The events are in the stream; a re-send is dropped as a duplicate.
-                    tracing::warn!(%error, "moving the relay checkpoint failed; retrying");
-                    backoff(attempts, stop).await;
-                    attempts = attempts.saturating_add(1);
-                    continue;
-                }
-            }
+            cp = events[acked - 1].checkpoint();
+            saver.acknowledged(cp);
         }
         match stopped {
             None => attempts = 0,
@@ -333,6 +343,106 @@ async fn work(
                 attempts = attempts.saturating_add(1);
             }
             Some(Stopped::NoPublicView(no_view)) => return Err(no_view.into()),
+        }
+    }
+}
+
+/// Saves the relay's checkpoint in the background: always the newest acknowledged one, one
+/// write at a time, each a compare-and-set from the last saved. Also measures the lag (at most
+/// once a second), off the publishing path.
+struct Saver {
+    acked: watch::Sender<Checkpoint>,
+    lost: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Saver {
+    fn start(store: Store, saved: Checkpoint, metrics: RelayMetrics) -> Self {
+        let (acked, newest) = watch::channel(saved);
+        let (lost_tx, lost) = watch::channel(false);
+        let task = tokio::spawn(save(store, saved, newest, lost_tx, metrics));
+        Self { acked, lost, task }
+    }
+
+    /// JetStream acknowledged every event up to `cp`.
+    fn acknowledged(&self, cp: Checkpoint) {
+        self.acked.send_replace(cp);
+    }
+
+    /// Whether the checkpoint moved under this relay (another owner).
+    fn lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    /// Saves the last acknowledged checkpoint (one attempt) and stops; whether it was lost.
+    async fn finish(self) -> bool {
+        let Self { acked, lost, task } = self;
+        drop(acked);
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "the relay's checkpoint saver ended abnormally");
+        }
+        let lost = *lost.borrow();
+        lost
+    }
+}
+
+/// The saver's loop (see [`Saver`]).
+async fn save(
+    store: Store,
+    mut saved: Checkpoint,
+    mut newest: watch::Receiver<Checkpoint>,
+    lost: watch::Sender<bool>,
+    metrics: RelayMetrics,
+) {
+    let mut measured: Option<Instant> = None;
+    let mut failures = 0u32;
+    loop {
+        if measured.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            measure_lag(&store, saved, &metrics).await;
+            measured = Some(Instant::now());
+        }
+        let target = *newest.borrow_and_update();
+        if target == saved {
+            let wait = Duration::from_secs(1)
+                .saturating_sub(measured.map_or(Duration::ZERO, |at| at.elapsed()));
+            tokio::select! {
+                changed = newest.changed() => {
+                    if changed.is_err() {
+                        // The publisher stopped: save what it acknowledged last, once.
+                        let last = *newest.borrow();
+                        if last != saved {
+                            match advance(&store, saved, last).await {
+                                Ok(true) => {
+                                    metrics.position.set(last.position);
+                                }
+                                Ok(false) => { lost.send_replace(true); }
+                                Err(error) => tracing::warn!(%error, "saving the relay checkpoint at stop failed; the next owner re-sends (deduplicated)"),
+                            }
+                        }
+                        return;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        match advance(&store, saved, target).await {
+            Ok(true) => {
+                saved = target;
+                failures = 0;
+                metrics.position.set(saved.position);
+            }
+            Ok(false) => {
+                lost.send_replace(true);
+                return;
+            }
+            Err(error) => {
+                // The events are in the stream; a re-send is dropped as a duplicate.
+                tracing::warn!(%error, "moving the relay checkpoint failed; retrying");
+                let delay = Duration::from_millis(100).saturating_mul(1 << failures.min(5));
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(delay).await;
+            }
         }
     }
 }
