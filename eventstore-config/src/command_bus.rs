@@ -68,9 +68,6 @@ impl<E: StdError> From<ReadError> for CommandError<E> {
     }
 }
 
-/// The events table's columns, as `postgres-es`/`sqlite-es` write them.
-const INSERT_EVENTS: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
-     event_type, event_version, payload, metadata) VALUES ";
 const RETURNING_POSTGRES: &str = " RETURNING sequence, global_position, recorded_at";
 /// On SQLite a trigger copies the rowid into `global_position` after the insert, and
 /// `RETURNING` sees the row before AFTER triggers ran: the rowid is the position.
@@ -79,7 +76,7 @@ const RETURNING_SQLITE: &str = " RETURNING sequence, rowid, recorded_at";
 /// The one `INSERT` of an append: a row per event, then the store's `RETURNING` (the one
 /// store-specific part: where the global position comes from).
 fn insert_events(kind: StoreKind, aggregate_type: &str, id: &str, rows: &[SerializedEvent]) -> Sql {
-    let mut insert = Sql::new(INSERT_EVENTS);
+    let mut insert = Sql::new(crate::log::INSERT_EVENTS);
     for (i, event) in rows.iter().enumerate() {
         insert.push(if i == 0 { "(" } else { ", (" });
         insert

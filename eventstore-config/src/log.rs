@@ -338,3 +338,209 @@ async fn open_events<'a>(
         .collect();
     crate::personal::open_payloads(on, payloads).await
 }
+
+// The other statements on the `events` table: this module owns it, so every reader and writer
+// outside the command bus's append goes through the functions below.
+
+/// The head of the events `INSERT` of an append ([`crate::command_bus`] adds a row per event
+/// and the store's `RETURNING`): the columns `postgres-es`/`sqlite-es` write.
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO events (aggregate_type, aggregate_id, \
+     sequence, event_type, event_version, payload, metadata) VALUES ";
+
+impl Store {
+    /// Appends to `sql` the condition "after checkpoint `cp` in commit-safe order" on the
+    /// events table (aliased `e`, if `alias` says so): the `(transaction_id, global_position)`
+    /// pair on PostgreSQL, the position alone on SQLite (one writer).
+    fn push_after(&self, sql: &mut Sql, alias: &str, cp: Checkpoint) {
+        match self {
+            Store::Postgres(_) => {
+                sql.push(&format!(
+                    "({alias}transaction_id, {alias}global_position) > ("
+                ))
+                .bind(cp.transaction_id.to_string())
+                .push("::text::xid8, ")
+                .bind(cp.position)
+                .push(")");
+            }
+            Store::Sqlite(_) => {
+                sql.push(&format!("{alias}global_position > "))
+                    .bind(cp.position);
+            }
+        }
+    }
+
+    /// How many events lie after `cp` in commit-safe order, and when the oldest of them was
+    /// recorded (a follower's lag).
+    pub async fn count_after(
+        &self,
+        cp: Checkpoint,
+    ) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+        let mut sql = Sql::new("SELECT count(*), min(recorded_at) FROM events WHERE ");
+        self.push_after(&mut sql, "", cp);
+        sql.fetch_one(self).await
+    }
+
+    /// Whether a reader standing at `cp` has read every event at or below `position`. On
+    /// PostgreSQL a lower position may have committed after the checkpoint's, so it asks the
+    /// log; on SQLite the position alone says so.
+    pub async fn has_read_through(
+        &self,
+        cp: Checkpoint,
+        position: i64,
+    ) -> Result<bool, sqlx::Error> {
+        match self {
+            Store::Postgres(_) => {
+                let mut sql =
+                    Sql::new("SELECT NOT EXISTS (SELECT 1 FROM events WHERE global_position <= ");
+                sql.bind(position).push(" AND ");
+                self.push_after(&mut sql, "", cp);
+                sql.push(")");
+                let (read,): (bool,) = sql.fetch_one(self).await?;
+                Ok(read)
+            }
+            Store::Sqlite(_) => Ok(cp.position >= position),
+        }
+    }
+
+    /// Where a new follower of the log starts: the newest commit-safe event's checkpoint. On
+    /// PostgreSQL not the head: an event above the newest commit-safe one may still be
+    /// invisible (an older transaction of the cluster runs). SQLite has one writer: the head.
+    pub async fn commit_safe_head(&self) -> Result<Checkpoint, ReadError> {
+        match self {
+            Store::Postgres(_) => {
+                let newest: Option<(String, i64)> = Sql::new(
+                    "SELECT transaction_id::text, global_position FROM events \
+                      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                      ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+                )
+                .fetch_optional(self)
+                .await?;
+                Ok(match newest {
+                    Some((xid, position)) => Checkpoint {
+                        transaction_id: xid.parse().unwrap_or(0),
+                        position,
+                    },
+                    None => Checkpoint::START,
+                })
+            }
+            Store::Sqlite(_) => {
+                let head = self.head_position().await?;
+                self.checkpoint_at(head).await
+            }
+        }
+    }
+
+    /// How many events lie above global position `position` (by position alone).
+    pub async fn count_above(&self, position: i64) -> Result<i64, sqlx::Error> {
+        let (n,): (i64,) = Sql::new("SELECT COUNT(*) AS n FROM events WHERE global_position > $1")
+            .arg(position)
+            .fetch_one(self)
+            .await?;
+        Ok(n)
+    }
+
+    /// The global position of an aggregate's event at `version`, if it exists.
+    pub async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let row: Option<(i64,)> = Sql::new(
+            "SELECT global_position FROM events WHERE aggregate_type = $1 \
+               AND aggregate_id = $2 AND sequence = $3",
+        )
+        .arg(aggregate_type)
+        .arg(aggregate_id)
+        .arg(version)
+        .fetch_optional(self)
+        .await?;
+        Ok(row.map(|(position,)| position))
+    }
+
+    /// Up to `limit` events of one aggregate after version `after`, in version order.
+    pub async fn aggregate_page(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, ReadError> {
+        let sql = Sql::new(format!(
+            "SELECT {} FROM events \
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 \
+              ORDER BY sequence LIMIT $4",
+            self.log_columns()
+        ))
+        .arg(aggregate_type)
+        .arg(aggregate_id)
+        .arg(after)
+        .arg(limit);
+        fetch_events(&sql, self).await
+    }
+}
+
+/// A statement whose one row holds the newest version of aggregate `aggregate_type/id` as
+/// `alias` (NULL when it has none), for joining into another read. `aggregate_type` is a name
+/// of the code, written into the text; the id is the statement's one argument.
+pub fn latest_version(aggregate_type: &'static str, aggregate_id: &str, alias: &str) -> Sql {
+    debug_assert!(aggregate_type
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    Sql::new(format!(
+        "SELECT MAX(sequence) AS {alias} FROM events \
+          WHERE aggregate_type = '{aggregate_type}' AND aggregate_id = $1"
+    ))
+    .arg(aggregate_id)
+}
+
+/// The condition "some event at or below `position` lies beyond the checkpoint row aliased
+/// `checkpoint` (or that row is missing)", in commit-safe order (PostgreSQL), for a read of the
+/// checkpoint rows ([`crate::followers`]).
+pub fn unread_through(position: i64, checkpoint: &str) -> Sql {
+    Sql::new(format!(
+        "EXISTS (SELECT 1 FROM events e WHERE e.global_position <= $1 \
+           AND ({checkpoint}.name IS NULL OR (e.transaction_id, e.global_position) \
+                > ({checkpoint}.transaction_id, {checkpoint}.global_position)))"
+    ))
+    .arg(position)
+}
+
+/// The sequence, type and payload of every stored event of one aggregate (erasure rewrites
+/// them), read through `on`.
+pub(crate) async fn aggregate_payloads<'a>(
+    on: impl Into<Executor<'a>>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<(i64, String, Value)>, sqlx::Error> {
+    Sql::new(
+        "SELECT sequence, event_type, payload FROM events \
+          WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .arg(aggregate_type)
+    .arg(aggregate_id)
+    .fetch_all(on)
+    .await
+}
+
+/// Replaces the stored payload of one event (erasure: the one change ever made to stored
+/// events).
+pub(crate) async fn rewrite_payload<'a>(
+    on: impl Into<Executor<'a>>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+    payload: Value,
+) -> Result<(), sqlx::Error> {
+    Sql::new(
+        "UPDATE events SET payload = $4 \
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+    )
+    .arg(aggregate_type)
+    .arg(aggregate_id)
+    .arg(sequence)
+    .arg(payload)
+    .execute(on)
+    .await?;
+    Ok(())
+}

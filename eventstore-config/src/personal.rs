@@ -353,27 +353,15 @@ pub async fn forget(store: &Store, account_id: &str) -> Result<(), sqlx::Error> 
     crate::snapshots::forget(PERSONAL_AGGREGATE, account_id)
         .execute(&mut tx)
         .await?;
-    let registered: Vec<(i64, String, Value)> = Sql::new(
-        "SELECT sequence, event_type, payload FROM events \
-          WHERE aggregate_type = 'account' AND aggregate_id = $1",
-    )
-    .arg(account_id)
-    .fetch_all(&mut tx)
-    .await?;
+    let registered =
+        crate::log::aggregate_payloads(&mut tx, PERSONAL_AGGREGATE, account_id).await?;
     for (sequence, event_type, mut payload) in registered {
         if erase_plaintext(
             &mut payload,
             personal_fields(PERSONAL_AGGREGATE, &event_type),
         ) {
-            Sql::new(
-                "UPDATE events SET payload = $3 \
-                  WHERE aggregate_type = 'account' AND aggregate_id = $1 AND sequence = $2",
-            )
-            .arg(account_id)
-            .arg(sequence)
-            .arg(payload)
-            .execute(&mut tx)
-            .await?;
+            crate::log::rewrite_payload(&mut tx, PERSONAL_AGGREGATE, account_id, sequence, payload)
+                .await?;
         }
     }
     tx.commit().await

@@ -19,7 +19,7 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Arguments, FromRow};
 
-use crate::store::Store;
+use crate::store::{Store, StoreKind};
 
 /// One bound value. Each variant holds an `Option`: `None` binds a typed NULL.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +144,15 @@ pub enum Executor<'a> {
 }
 
 impl Executor<'_> {
+    /// Which store the statement runs on.
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Executor::Pool(store) => store.kind(),
+            Executor::Tx(Tx::Postgres(_)) | Executor::PgConnection(_) => StoreKind::Postgres,
+            Executor::Tx(Tx::Sqlite(_)) | Executor::SqliteConnection(_) => StoreKind::Sqlite,
+        }
+    }
+
     /// The same executor for one more statement (a transaction stays the same transaction).
     pub fn reborrow(&mut self) -> Executor<'_> {
         match self {
@@ -320,6 +329,23 @@ impl Sql {
             .ok_or(sqlx::Error::RowNotFound)
     }
 
+    /// Every row, decoded by `decode` — for rows whose shape is known only at run time (a
+    /// read model's columns), which no one `FromRow` type describes.
+    pub async fn fetch_all_with<'a, D: DecodeRow>(
+        &self,
+        on: impl Into<Executor<'a>>,
+        decode: &D,
+    ) -> Result<Vec<D::Output>, sqlx::Error> {
+        on_either!(self, on.into(), |exec, args| {
+            sqlx::query_with(&self.text, args)
+                .fetch_all(exec)
+                .await?
+                .iter()
+                .map(|row| EitherRow::decode_with(row, decode))
+                .collect()
+        })
+    }
+
     fn postgres_args(&self) -> Result<PgArguments, sqlx::Error> {
         let mut args = PgArguments::default();
         for arg in &self.args {
@@ -353,6 +379,34 @@ impl Sql {
             .map_err(sqlx::Error::Encode)?;
         }
         Ok(args)
+    }
+}
+
+/// Decodes a row of either store into one value ([`Sql::fetch_all_with`]); both methods
+/// usually call the same function, generic over `sqlx::Row`.
+pub trait DecodeRow {
+    /// What a row decodes into.
+    type Output;
+    /// Decodes a PostgreSQL row.
+    fn postgres(&self, row: &PgRow) -> Result<Self::Output, sqlx::Error>;
+    /// Decodes a SQLite row.
+    fn sqlite(&self, row: &SqliteRow) -> Result<Self::Output, sqlx::Error>;
+}
+
+/// A row of either store, handed to the matching [`DecodeRow`] method.
+trait EitherRow {
+    fn decode_with<D: DecodeRow>(&self, decode: &D) -> Result<D::Output, sqlx::Error>;
+}
+
+impl EitherRow for PgRow {
+    fn decode_with<D: DecodeRow>(&self, decode: &D) -> Result<D::Output, sqlx::Error> {
+        decode.postgres(self)
+    }
+}
+
+impl EitherRow for SqliteRow {
+    fn decode_with<D: DecodeRow>(&self, decode: &D) -> Result<D::Output, sqlx::Error> {
+        decode.sqlite(self)
     }
 }
 

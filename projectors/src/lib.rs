@@ -5,11 +5,12 @@
 //! * [`model`] and [`read_models`]: re-exported from the `read-models` crate, which owns each
 //!   read model (tables, rows, the fold into row versions, typed reads).
 //! * [`sql`]: the backend half — transactions, set-based writes of a batch's
-//!   [`model::Plan`], checkpoint rows.
+//!   [`model::Plan`], and the checkpoint calls (the rows are owned by
+//!   `eventstore_config::followers`).
 //! * [`runner`]: workers, wake-up (LISTEN/NOTIFY + polling), retries and dead letters;
 //!   [`run_all`] starts every projection.
-//! * [`lease`] (the one lease helper), [`progress`] (the `projection_status` and
-//!   `projection_dead_letters` rows), [`rebuild`], [`status`].
+//! * [`lease`] (the one lease helper), [`progress`] (the `projection_dead_letters` rows, and
+//!   the status calls of `eventstore_config::followers`), [`rebuild`], [`status`].
 #![forbid(unsafe_code)]
 
 mod bulk;

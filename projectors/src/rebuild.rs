@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eventstore_config::{Checkpoint, Sql, Store, StoredEvent};
+use eventstore_config::{Checkpoint, Store, StoredEvent};
 use indicatif::ProgressBar;
 use sqlx::Row;
 use tokio::sync::mpsc;
@@ -267,10 +267,7 @@ async fn swap(
         swap_table(&mut tx, table).await?;
     }
     tx.write_checkpoint(name, cp).await?;
-    Sql::new("DELETE FROM projection_checkpoints WHERE name = $1")
-        .arg(&rebuild_name)
-        .execute(&mut tx)
-        .await?;
+    eventstore_config::followers::delete_checkpoint(&mut tx, &rebuild_name).await?;
     tx.commit().await?;
     set_state(store, name, projection.version(), "idle", None).await?;
     tracing::info!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventstore_config::notify::Wake;
-use eventstore_config::{Checkpoint, Settings, Sql, Store, StoredEvent};
+use eventstore_config::{Checkpoint, Settings, Store, StoredEvent};
 use tokio::sync::watch;
 
 use crate::lease::{self, Lease, RENEW_EVERY};
@@ -131,22 +131,8 @@ pub async fn has_applied_through(
     position: i64,
 ) -> Result<bool, sqlx::Error> {
     let cp = sql::read_checkpoint(store, name).await?;
-    match store {
-        // Commit-safe: a lower position may have committed after the checkpoint's.
-        Store::Postgres(_) => {
-            let (applied,): (bool,) = Sql::new(
-                "SELECT NOT EXISTS (SELECT 1 FROM events WHERE global_position <= $3 \
-                   AND (transaction_id, global_position) > ($1::text::xid8, $2))",
-            )
-            .arg(cp.transaction_id.to_string())
-            .arg(cp.position)
-            .arg(position)
-            .fetch_one(store)
-            .await?;
-            Ok(applied)
-        }
-        Store::Sqlite(_) => Ok(cp.position >= position),
-    }
+    // Commit-safe: a lower position may have committed after the checkpoint's.
+    store.has_read_through(cp, position).await
 }
 
 async fn park(

@@ -1,11 +1,16 @@
 //! The backend half of the projectors: transactions, loading current rows, writing a batch's
 //! [`Plan`] set-based (PostgreSQL: `UNNEST` arrays, one statement per table; SQLite: prepared
-//! per-row statements inside one `BEGIN IMMEDIATE` transaction), and the checkpoint rows.
+//! per-row statements inside one `BEGIN IMMEDIATE` transaction), and the checkpoint calls
+//! (the rows are owned by `eventstore_config::followers`, the log by `eventstore_config::log`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use eventstore_config::followers;
+use eventstore_config::sql::DecodeRow;
 use eventstore_config::{Checkpoint, Sql, Store, StoredEvent};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row, Sqlite, Transaction};
 
 use crate::model::{Column, FoldError, Kind, Projection, TableDef, Val};
@@ -43,18 +48,12 @@ pub enum BatchError {
 /// so that text order is time order. Readers must bind times in this form.
 pub use eventstore_config::sql::sqlite_time;
 
-fn parse_sqlite_time(s: &str) -> Result<DateTime<Utc>, sqlx::Error> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
 impl Tx {
-    /// Begins a write transaction.
+    /// Begins a write transaction ([`Store::begin`]).
     pub async fn begin(store: &Store) -> Result<Tx, sqlx::Error> {
-        Ok(match store {
-            Store::Postgres(pool) => Tx::Pg(pool.begin().await?),
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        Ok(match store.begin().await? {
+            eventstore_config::Tx::Postgres(tx) => Tx::Pg(tx),
+            eventstore_config::Tx::Sqlite(tx) => Tx::Sqlite(tx),
         })
     }
 
@@ -84,86 +83,18 @@ impl Tx {
 
     /// Locks the checkpoint row `name` (creating it at the start if missing) and returns it.
     /// Every writer of a projection's tables takes this lock first, so batches, takeovers and
-    /// rebuild swaps serialize on it.
+    /// rebuild swaps serialize on it ([`followers::lock_checkpoint`]).
     pub async fn lock_checkpoint(&mut self, name: &str) -> Result<Checkpoint, sqlx::Error> {
-        match self {
-            Tx::Pg(tx) => {
-                sqlx::query(
-                    "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                )
-                .bind(name)
-                .execute(&mut **tx)
-                .await?;
-                let (xid, position): (String, i64) = sqlx::query_as(
-                    "SELECT transaction_id::text, global_position FROM projection_checkpoints \
-                      WHERE name = $1 FOR UPDATE",
-                )
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await?;
-                Ok(Checkpoint {
-                    transaction_id: parse_xid(&xid)?,
-                    position,
-                })
-            }
-            Tx::Sqlite(tx) => {
-                sqlx::query(
-                    "INSERT INTO projection_checkpoints (name) VALUES (?) ON CONFLICT DO NOTHING",
-                )
-                .bind(name)
-                .execute(&mut **tx)
-                .await?;
-                let (xid, position): (String, i64) = sqlx::query_as(
-                    "SELECT transaction_id, global_position FROM projection_checkpoints \
-                      WHERE name = ?",
-                )
-                .bind(name)
-                .fetch_one(&mut **tx)
-                .await?;
-                Ok(Checkpoint {
-                    transaction_id: parse_xid(&xid)?,
-                    position,
-                })
-            }
-        }
+        followers::lock_checkpoint(self, name).await
     }
 
-    /// Sets the checkpoint row `name`.
+    /// Sets the checkpoint row `name` ([`followers::write_checkpoint`]).
     pub async fn write_checkpoint(
         &mut self,
         name: &str,
         cp: Checkpoint,
     ) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Pg(tx) => {
-                sqlx::query(
-                    "INSERT INTO projection_checkpoints (name, transaction_id, global_position) \
-                     VALUES ($1, $2::text::xid8, $3) ON CONFLICT (name) DO UPDATE \
-                     SET transaction_id = excluded.transaction_id, \
-                         global_position = excluded.global_position, updated_at = now()",
-                )
-                .bind(name)
-                .bind(cp.transaction_id.to_string())
-                .bind(cp.position)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Tx::Sqlite(tx) => {
-                sqlx::query(
-                    "INSERT INTO projection_checkpoints (name, transaction_id, global_position, updated_at) \
-                     VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE \
-                     SET transaction_id = excluded.transaction_id, \
-                         global_position = excluded.global_position, updated_at = excluded.updated_at",
-                )
-                .bind(name)
-                .bind(cp.transaction_id.to_string())
-                .bind(cp.position)
-                .bind(sqlite_time(Utc::now()))
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        Ok(())
+        followers::write_checkpoint(self, name, cp).await
     }
 
     /// Applies `events` to `projection`'s tables (`suffix` selects the rebuild copies).
@@ -207,22 +138,11 @@ impl Tx {
                 sets.join(", "),
                 table.key()
             );
-            match self {
-                Tx::Pg(tx) => {
-                    let mut query = sqlx::query(&sql).bind(&scrub.key);
-                    for (_, value) in scrub.set {
-                        query = query.bind(*value);
-                    }
-                    query.execute(&mut **tx).await?;
-                }
-                Tx::Sqlite(tx) => {
-                    let mut query = sqlx::query(&sql).bind(&scrub.key);
-                    for (_, value) in scrub.set {
-                        query = query.bind(*value);
-                    }
-                    query.execute(&mut **tx).await?;
-                }
+            let mut query = Sql::new(sql).arg(&scrub.key);
+            for (_, value) in scrub.set {
+                query = query.arg(*value);
             }
+            query.execute(&mut *self).await?;
         }
         Ok(())
     }
@@ -256,22 +176,11 @@ impl Tx {
             "UPDATE {name}{suffix} SET {sets} WHERE ({differs}) AND {key} IN \
              (SELECT e.{key} FROM {name}{suffix} e WHERE e.valid_to_position IS NULL AND {erased})"
         );
-        match self {
-            Tx::Pg(tx) => {
-                let mut query = sqlx::query(&sql);
-                for (_, value) in set {
-                    query = query.bind(*value);
-                }
-                query.execute(&mut **tx).await?;
-            }
-            Tx::Sqlite(tx) => {
-                let mut query = sqlx::query(&sql);
-                for (_, value) in set {
-                    query = query.bind(*value);
-                }
-                query.execute(&mut **tx).await?;
-            }
+        let mut query = Sql::new(sql);
+        for (_, value) in set {
+            query = query.arg(*value);
         }
+        query.execute(&mut *self).await?;
         Ok(())
     }
 
@@ -419,10 +328,6 @@ impl Tx {
     }
 }
 
-fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
-    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
 /// `a, b, c`.
 pub fn column_list(columns: &[Column]) -> String {
     columns
@@ -497,79 +402,48 @@ where
         .collect()
 }
 
-/// The checkpoint row `name` (the start if there is none).
+/// The checkpoint row `name` (the start if there is none): [`followers::checkpoint`].
 pub async fn read_checkpoint(store: &Store, name: &str) -> Result<Checkpoint, sqlx::Error> {
-    let row: Option<(String, i64)> = Sql::new(
-        "SELECT CAST(transaction_id AS TEXT), global_position FROM projection_checkpoints \
-          WHERE name = $1",
-    )
-    .arg(name)
-    .fetch_optional(store)
-    .await?;
-    match row {
-        Some((xid, position)) => Ok(Checkpoint {
-            transaction_id: parse_xid(&xid)?,
-            position,
-        }),
-        None => Ok(Checkpoint::START),
-    }
+    followers::checkpoint(store, name).await
 }
 
 /// How many events lie after `cp` in commit-safe order, and when the oldest of them was
-/// recorded.
+/// recorded: [`Store::count_after`].
 pub async fn events_after(
     store: &Store,
     cp: Checkpoint,
 ) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
-    match store {
-        Store::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT count(*), min(recorded_at) FROM events \
-                  WHERE (transaction_id, global_position) > ($1::text::xid8, $2)",
-            )
-            .bind(cp.transaction_id.to_string())
-            .bind(cp.position)
-            .fetch_one(pool)
-            .await
-        }
-        Store::Sqlite(pool) => {
-            let (count, oldest): (i64, Option<String>) = sqlx::query_as(
-                "SELECT count(*), min(recorded_at) FROM events WHERE global_position > ?",
-            )
-            .bind(cp.position)
-            .fetch_one(pool)
-            .await?;
-            Ok((count, oldest.map(|s| parse_sqlite_time(&s)).transpose()?))
-        }
+    store.count_after(cp).await
+}
+
+/// Decodes the rows of [`dump`] with their table's column kinds.
+struct Columns<'c>(&'c [Column]);
+
+impl DecodeRow for Columns<'_> {
+    type Output = Vec<Val>;
+
+    fn postgres(&self, row: &PgRow) -> Result<Vec<Val>, sqlx::Error> {
+        decode_row(row, self.0)
+    }
+
+    fn sqlite(&self, row: &SqliteRow) -> Result<Vec<Val>, sqlx::Error> {
+        decode_row(row, self.0)
     }
 }
 
-/// Every row of `table` (with `suffix`), all columns, in a stable order; `skip` names columns
-/// left out. For comparisons in tests and the crash test.
+/// Every row of `table` (with `suffix`), all columns, in a stable order. For comparisons in
+/// tests and the crash test.
 pub async fn dump(
     store: &Store,
     table: &TableDef,
     suffix: &str,
 ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
     let columns = table.all_columns();
-    let sql = format!(
+    let sql = Sql::new(format!(
         "SELECT {} FROM {}{suffix} ORDER BY {}",
         column_list(&columns),
         table.name,
         table.order_by()
-    );
-    match store {
-        Store::Postgres(pool) => sqlx::query(&sql)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| decode_row(r, &columns))
-            .collect(),
-        Store::Sqlite(pool) => sqlx::query(&sql)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| decode_row(r, &columns))
-            .collect(),
-    }
+    ));
+    sql.fetch_all_with(store, &Columns(&columns)).await
 }

@@ -3,7 +3,7 @@
 //! owner.
 
 use chrono::{DateTime, Utc};
-use eventstore_config::{Sql, Store};
+use eventstore_config::Store;
 
 use crate::lease;
 use crate::progress;
@@ -51,11 +51,7 @@ pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<P
     let row = progress::status_row(store, name)
         .await?
         .map(|row| (row.state, row.owner, row.last_error));
-    let (rebuilding,): (bool,) =
-        Sql::new("SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)")
-            .arg(&rebuild)
-            .fetch_one(store)
-            .await?;
+    let rebuilding = eventstore_config::followers::has_checkpoint(store, &rebuild).await?;
     let dead_letters = progress::dead_letters(store, name).await?;
     let (stored_state, owner, last_error): (String, Option<String>, Option<String>) =
         row.unwrap_or_else(|| ("idle".into(), None, None));

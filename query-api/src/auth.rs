@@ -12,7 +12,7 @@ use domain::policy_set::PolicySet;
 use eventstore_config::Store;
 use tokio::sync::OnceCell;
 
-use crate::db::{CountedSql, Reader, POLICY_HEAD};
+use crate::db::{self, policy_head, Reader};
 use crate::error::{error, internal, Code, GqlResult};
 
 /// What the request said about its caller.
@@ -72,10 +72,7 @@ const POLICY_CACHE_SIZE: usize = 10_000;
 impl PolicyVersions {
     /// `subject`'s current policies.
     async fn load(&self, store: &Store, subject: &str) -> GqlResult<Arc<PolicySet>> {
-        let mut sql = CountedSql::new(POLICY_HEAD);
-        sql.bind(subject);
-        let head = sql
-            .fetch_optional::<Head>(store)
+        let head = db::counted(policy_head(subject).fetch_optional::<Head>(store))
             .await
             .map_err(internal)?
             .and_then(|h| h.version)

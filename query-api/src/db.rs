@@ -1,23 +1,22 @@
 //! How the query API runs its statements: through [`eventstore_config::Sql`] (one text for
 //! both stores), each admitted by the request's budget and counted ([`statements_run`]).
 //! Read-model reads come typed from the `read-models` crate ([`fetch_all`], [`Reader`]); the
-//! few statements of the query API's own (the log, checkpoints) are built with [`CountedSql`].
+//! few others (of the log and the followers' checkpoints: typed functions of their owners in
+//! `eventstore_config`) run through [`counted`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use eventstore_config::{Arg, Store};
+use eventstore_config::Store;
 use read_models::{ReadModelError, Record, Select};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use sqlx::FromRow;
 
-/// The newest version of a subject's policy set (NULL when it has none), as `policy_head__`;
-/// the subject's placeholder follows.
-pub(crate) const POLICY_HEAD: &str = "SELECT MAX(sequence) AS policy_head__ FROM events \
-     WHERE aggregate_type = 'policy_set' AND aggregate_id = ";
+/// The newest version of `subject`'s policy set (NULL when it has none), as `policy_head__`.
+pub(crate) fn policy_head(subject: &str) -> eventstore_config::Sql {
+    eventstore_config::log::latest_version("policy_set", subject, "policy_head__")
+}
 
-/// Statements run through [`CountedSql`] or the typed reads since the process started.
+/// Statements run through [`counted`] or the typed reads since the process started.
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
 /// How many read-model SQL statements the query API has run in this process (DataLoaders keep
@@ -52,44 +51,12 @@ pub(crate) async fn fetch_optional<T: Record>(
     select.fetch_optional(store).await
 }
 
-/// A statement of the query API's own: [`eventstore_config::Sql`], run admitted and counted.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct CountedSql(eventstore_config::Sql);
-
-impl CountedSql {
-    pub(crate) fn new(text: &str) -> Self {
-        Self(eventstore_config::Sql::new(text))
-    }
-
-    /// Appends SQL text (never user input).
-    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
-        self.0.push(text);
-        self
-    }
-
-    /// Appends a placeholder bound to `value`.
-    pub(crate) fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
-        self.0.bind(value);
-        self
-    }
-
-    /// Every row.
-    pub(crate) async fn fetch_all<T>(&self, store: &Store) -> Result<Vec<T>, sqlx::Error>
-    where
-        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        let _slot = admit().await?;
-        self.0.fetch_all(store).await
-    }
-
-    /// The first row, if any.
-    pub(crate) async fn fetch_optional<T>(&self, store: &Store) -> Result<Option<T>, sqlx::Error>
-    where
-        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
-    {
-        let _slot = admit().await?;
-        self.0.fetch_optional(store).await
-    }
+/// Runs `read`, one statement of another owner's typed read, admitted and counted.
+pub(crate) async fn counted<T, E: From<sqlx::Error>>(
+    read: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let _slot = admit().await?;
+    read.await
 }
 
 /// A typed read's first record, if any, and the newest version of `subject`'s policy set (0
@@ -102,8 +69,7 @@ async fn fetch_optional_with_policy_head<T: Record>(
     // The policy head is one row; the read is LEFT JOINed to it, so an empty read still
     // answers with the head (`row__` tells a row from none).
     let mut sql = eventstore_config::Sql::new("SELECT h.policy_head__, r.* FROM (");
-    sql.push(POLICY_HEAD)
-        .bind(subject)
+    sql.append(&policy_head(subject))
         .push(") h LEFT JOIN (SELECT 1 AS row__, i.* FROM (")
         .append(select.sql())
         .push(") i LIMIT 1) r ON 1 = 1");
@@ -193,18 +159,17 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_in_bind_order() {
-        let mut sql = CountedSql::new("SELECT 1 FROM t WHERE a = ");
+        let mut sql = eventstore_config::Sql::new("SELECT 1 FROM t WHERE a = ");
         sql.bind("x").push(" AND b > ").bind(3i64);
-        assert_eq!(sql.0.text(), "SELECT 1 FROM t WHERE a = $1 AND b > $2");
-        assert_eq!(sql.0.args().len(), 2);
+        assert_eq!(sql.text(), "SELECT 1 FROM t WHERE a = $1 AND b > $2");
+        assert_eq!(sql.args().len(), 2);
     }
 
     #[test]
     fn a_read_with_the_policy_head_numbers_the_read_after_the_subject() {
         let select = read_models::accounts::by_id("a", None);
         let mut sql = eventstore_config::Sql::new("SELECT h.policy_head__, r.* FROM (");
-        sql.push(POLICY_HEAD)
-            .bind("s")
+        sql.append(&policy_head("s"))
             .push(") h, (")
             .append(select.sql());
         assert!(sql.text().contains("aggregate_id = $1) h"));

@@ -17,7 +17,6 @@ use eventstore_config::Store;
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::db::CountedSql;
 use crate::types::EventRecord;
 
 /// Events per `history` page when `first` is not given.
@@ -158,35 +157,20 @@ pub(crate) async fn page(
     limit: i64,
     visibility: &Visibility<'_>,
 ) -> Result<Vec<EventRecord>, HistoryError> {
-    let mut sql = CountedSql::new(
-        "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, payload, \
-         metadata, recorded_at FROM events WHERE aggregate_type = ",
-    );
-    sql.bind(aggregate_type)
-        .push(" AND aggregate_id = ")
-        .bind(aggregate_id)
-        .push(" AND sequence > ")
-        .bind(after_version)
-        .push(" ORDER BY sequence LIMIT ")
-        .bind(limit);
-    let mut rows = sql.fetch_all::<EventRow>(store).await?;
-    let payloads = (rows.iter_mut())
-        .map(|r| {
-            (
-                r.aggregate_type.as_str(),
-                r.aggregate_id.as_str(),
-                &mut r.payload,
-            )
-        })
-        .collect();
-    eventstore_config::personal::open_payloads(store, payloads)
-        .await
-        .map_err(|e| match e {
-            eventstore_config::ReadError::Database(e) => HistoryError::Database(e),
-            other => HistoryError::Database(sqlx::Error::Protocol(other.to_string())),
-        })?;
-    rows.into_iter()
-        .map(|row| Ok(visibility.apply(record(row)?)))
+    let events = crate::db::counted(store.aggregate_page(
+        aggregate_type,
+        aggregate_id,
+        after_version,
+        limit,
+    ))
+    .await
+    .map_err(|e| match e {
+        eventstore_config::ReadError::Database(e) => HistoryError::Database(e),
+        other => HistoryError::Database(sqlx::Error::Protocol(other.to_string())),
+    })?;
+    events
+        .iter()
+        .map(|event| Ok(visibility.apply(stored_record(event)?)))
         .collect()
 }
 

@@ -1,14 +1,14 @@
 //! The reads behind the `Query` root: the read models' typed reads (current rows, or the row
 //! versions valid at a time — both served by indexes, never a replay), run admitted and
-//! counted through [`crate::db`] and mapped to the GraphQL types; and the query API's own
-//! reads of the log and the projection checkpoints.
+//! counted through [`crate::db`] and mapped to the GraphQL types; and the reads of the log and
+//! the projection checkpoints (typed functions of `eventstore_config::log` and `::followers`).
 
 use chrono::{DateTime, Utc};
 use eventstore_config::Store;
 use read_models::{accounts, audit as audit_log, orders, policies as policy_sets, products};
 use read_models::{wallets, ReadModelError};
 
-use crate::db::{self, CountedSql, Reader};
+use crate::db::{self, Reader};
 use crate::types::{Account, AuditEntry, Order, PolicySet, Product, ProjectionInfo, Wallet};
 
 pub use read_models::audit::AuditFilter;
@@ -108,32 +108,12 @@ pub async fn audit(
     Ok(rows.into_iter().map(AuditEntry::from).collect())
 }
 
-#[derive(sqlx::FromRow)]
-struct ProjectionRow {
-    name: String,
-    global_position: i64,
-    state: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct Count {
-    n: i64,
-}
-
 /// Every projection with a checkpoint (rebuild checkpoints excluded), with its lag.
 pub(crate) async fn projections(store: &Store) -> Result<Vec<ProjectionInfo>> {
-    let rows = CountedSql::new(
-        "SELECT c.name AS name, c.global_position AS global_position, s.state AS state \
-         FROM projection_checkpoints c LEFT JOIN projection_status s ON s.name = c.name \
-         WHERE c.name NOT LIKE '%\\_\\_rebuild' ESCAPE '\\' ORDER BY c.name",
-    )
-    .fetch_all::<ProjectionRow>(store)
-    .await?;
+    let rows = db::counted(eventstore_config::followers::followers(store)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let mut sql = CountedSql::new("SELECT COUNT(*) AS n FROM events WHERE global_position > ");
-        sql.bind(row.global_position);
-        let lag = sql.fetch_optional::<Count>(store).await?.map_or(0, |c| c.n);
+        let lag = db::counted(store.count_above(row.global_position)).await?;
         out.push(ProjectionInfo {
             name: row.name,
             position: row.global_position,
@@ -144,11 +124,6 @@ pub(crate) async fn projections(store: &Store) -> Result<Vec<ProjectionInfo>> {
     Ok(out)
 }
 
-#[derive(sqlx::FromRow)]
-struct Position {
-    global_position: i64,
-}
-
 /// The global position of an aggregate's event at `version`.
 pub(crate) async fn position_of(
     store: &Store,
@@ -156,14 +131,5 @@ pub(crate) async fn position_of(
     aggregate_id: &str,
     version: i64,
 ) -> Result<Option<i64>> {
-    let mut sql = CountedSql::new("SELECT global_position FROM events WHERE aggregate_type = ");
-    sql.bind(aggregate_type)
-        .push(" AND aggregate_id = ")
-        .bind(aggregate_id)
-        .push(" AND sequence = ")
-        .bind(version);
-    Ok(sql
-        .fetch_optional::<Position>(store)
-        .await?
-        .map(|p| p.global_position))
+    Ok(db::counted(store.position_of(aggregate_type, aggregate_id, version)).await?)
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use eventstore_config::notify::Wake;
-use eventstore_config::{Checkpoint, Sql, Store};
+use eventstore_config::{Checkpoint, Store};
 use tokio::sync::watch;
 /// How often the follower looks without a notification.
 const POLL: Duration = Duration::from_millis(100);
@@ -101,34 +101,9 @@ async fn follow(
 /// still be invisible to commit-safe readers (an older transaction of the cluster runs), and
 /// the follower must see it become visible to wake the subscribers waiting for it.
 async fn start(store: &Store) -> Result<Checkpoint, eventstore_config::ReadError> {
-    match store {
-        // The commit-safe reader's horizon (SQLite has one writer: the head is commit-safe).
-        Store::Postgres(_) => {
-            let newest: Option<(String, i64)> = Sql::new(
-                "SELECT transaction_id::text, global_position FROM events \
-                  WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                  ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-            )
-            .fetch_optional(store)
-            .await
-            .map_err(eventstore_config::ReadError::Database)?;
-            Ok(match newest {
-                Some((xid, position)) => Checkpoint {
-                    transaction_id: xid.parse().unwrap_or(0),
-                    position,
-                },
-                None => Checkpoint::START,
-            })
-        }
-        Store::Sqlite(_) => {
-            let head = store.head_position().await?;
-            store.checkpoint_at(head).await
-        }
-    }
+    store.commit_safe_head().await
 }
 
 async fn positions(store: &Store) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    Sql::new("SELECT name, global_position FROM projection_checkpoints ORDER BY name")
-        .fetch_all(store)
-        .await
+    eventstore_config::followers::positions(store).await
 }

@@ -1,5 +1,5 @@
 //! The order saga's state: what the log has said so far about one order's reservations, payment
-//! and status. Folded from events only, so replaying the log rebuilds it exactly.
+//! and status. Folded from the log's events only, so replaying the log rebuilds it exactly.
 
 use std::collections::BTreeMap;
 
