@@ -70,6 +70,28 @@ pub fn release(account_id: &str) -> Sql {
     Sql::new("DELETE FROM email_claims WHERE account_id = $1").arg(account_id)
 }
 
+/// Claims per restoring `INSERT`.
+pub const RESTORE_BATCH: usize = 500;
+
+/// One multi-row `INSERT` restoring `claims` — `(e-mail, account id, claimed at)`, at most
+/// [`RESTORE_BATCH`] — into an empty store (an import), digested with the target's index
+/// `key` ([`index_key`], read before the import's transaction begins).
+pub fn restore_claims(key: &[u8], claims: &[(Email, String, chrono::DateTime<chrono::Utc>)]) -> Sql {
+    let mut insert =
+        Sql::new("INSERT INTO email_claims (email_hash, account_id, claimed_at) VALUES ");
+    for (i, (email, account_id, at)) in claims.iter().enumerate() {
+        insert.push(if i == 0 { "(" } else { ", (" });
+        insert
+            .bind(digest_with(key, email))
+            .push(", ")
+            .bind(account_id)
+            .push(", ")
+            .bind(*at)
+            .push(")");
+    }
+    insert
+}
+
 /// The `secrets` row holding the e-mail index's HMAC key.
 const INDEX_KEY_NAME: &str = "email_index_key";
 

@@ -1,7 +1,8 @@
 //! eventstore-config: everything between the pure `domain` and the processes — settings (file +
 //! environment), store selection (PostgreSQL via postgres-es, SQLite via sqlite-es), migrations,
 //! the command bus, the commit-safe global log reader, temporal loads and snapshots, the one
-//! LISTEN/NOTIFY listener ([`notify`]) and the order saga's tables ([`saga_tables`]).
+//! LISTEN/NOTIFY listener ([`notify`]), the order saga's tables ([`saga_tables`]) and the
+//! export and import of the log as JSON lines ([`transfer`]).
 //! May depend on `domain` only (never on command-api, projectors or query-api).
 //!
 //! Modules depend one way: [`settings`] ← [`store`] ← [`sql`] ← everything that runs SQL
@@ -13,7 +14,8 @@
 //! - the commit-safe log reader: PostgreSQL's `xid8` snapshot horizon and transaction ids
 //!   ([`log`]'s `read_after`, `checkpoint_at` and column list; `projectors::runner::
 //!   has_applied_through`; query-api's `consistency` and subscription follower's start); SQLite
-//!   has one writer, so its position alone is commit-safe;
+//!   has one writer, so its position alone is commit-safe; the export's reader of stored rows
+//!   (`log::transfer::stored_after`) is the same query;
 //! - leases (`projectors::lease`: PostgreSQL advisory locks; a lease row on SQLite);
 //! - LISTEN/NOTIFY ([`notify`]: PostgreSQL only; SQLite polls) — and so the followers' default
 //!   batch sizes and poll intervals (`projectors::RunnerOptions::for_store`,
@@ -45,6 +47,7 @@ pub mod sql;
 mod states;
 pub mod store;
 pub mod temporal;
+pub mod transfer;
 pub mod unit_of_work;
 
 pub use command_bus::{CommandBus, CommandError, Committed};
