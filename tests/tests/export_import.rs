@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 /// Events in the round-trip's source log (`EVENTSHOP_TRANSFER_EVENTS` overrides it).
 const EVENTS: usize = 20_000;
 /// Writers making the source log at once.
-const WRITERS: usize = 6;
+const WRITERS: usize = 8;
 
 fn events_wanted() -> usize {
     std::env::var("EVENTSHOP_TRANSFER_EVENTS")
