@@ -85,6 +85,12 @@ impl DataKey {
         (bytes.len() == 32).then(|| DataKey(*Key::<Aes256Gcm>::from_slice(&bytes)))
     }
 
+    /// The stored form, for the crate's tests.
+    #[cfg(test)]
+    pub(crate) fn to_stored(&self) -> String {
+        self.to_text()
+    }
+
     fn to_text(&self) -> String {
         B64.encode(self.0.as_slice())
     }
@@ -306,7 +312,8 @@ pub const RESTORE_KEYS_BATCH: usize = 500;
 /// empty store (an import).
 pub fn restore_keys(keys: &[StoredKey]) -> Sql {
     let now = Utc::now();
-    let mut insert = Sql::new("INSERT INTO personal_data_keys (account_id, key, created_at) VALUES ");
+    let mut insert =
+        Sql::new("INSERT INTO personal_data_keys (account_id, key, created_at) VALUES ");
     for (i, key) in keys.iter().enumerate() {
         insert.push(if i == 0 { "(" } else { ", (" });
         insert

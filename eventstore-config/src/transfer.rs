@@ -286,14 +286,12 @@ pub async fn import(
     input: impl BufRead,
     mut progress: impl FnMut(u64),
 ) -> Result<Imported, TransferError> {
-    // Read (or create) the target's e-mail index key before the transaction: on SQLite the
-    // transaction holds the database's write lock, which creating the key needs too.
-    let index_key = email_registry::index_key(store).await?;
     let mut tx = store.begin().await?;
     let existing = rows::count(&mut tx).await?;
     if existing > 0 {
         return Err(TransferError::NotEmpty(existing));
     }
+    let index_key = email_registry::index_key_in(&mut tx).await?;
     let mut section = Section::Start;
     let mut versions: HashMap<(String, String), u64> = HashMap::new();
     let mut registrations: HashMap<String, Registration> = HashMap::new();
@@ -303,11 +301,14 @@ pub async fn import(
     let mut number = 0u64;
     for line in input.lines() {
         number += 1;
-        let text = line?;
         let broken = |reason: String| TransferError::Line {
             line: number,
             reason,
         };
+        let text = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => broken("not UTF-8 text".to_owned()),
+            _ => TransferError::Io(e),
+        })?;
         if section == Section::Done {
             return Err(broken("content after the end line".to_owned()));
         }
@@ -522,4 +523,122 @@ fn claims(
 pub async fn estimate(store: &Store, after: i64) -> Result<u64, TransferError> {
     let head = store.head_position().await?;
     Ok((head - after.max(0)).max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(aggregate_id: &str, version: u64) -> ExportedEvent {
+        ExportedEvent {
+            position: 7,
+            aggregate_type: "wallet".to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+            event_type: "FundsDeposited".to_owned(),
+            event_version: "1".to_owned(),
+            payload: serde_json::json!({"type": "FundsDeposited", "data": {}}),
+            metadata: serde_json::json!({"actor": "system"}),
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn given_an_aggregate_when_its_versions_skip_or_repeat_then_the_line_says_which() {
+        let mut versions = HashMap::new();
+        assert_eq!(
+            check_event(&mut versions, event("w", 2)).unwrap_err(),
+            "aggregate wallet/w starts at version 2 (expected 1)"
+        );
+        check_event(&mut versions, event("w", 1)).unwrap();
+        assert_eq!(
+            check_event(&mut versions, event("w", 3)).unwrap_err(),
+            "aggregate wallet/w version 3 follows 1"
+        );
+        assert_eq!(
+            check_event(&mut versions, event("w", 1)).unwrap_err(),
+            "aggregate wallet/w version 1 follows 1"
+        );
+        let row = check_event(&mut versions, event("w", 2)).unwrap();
+        assert_eq!((row.aggregate_id.as_str(), row.sequence), ("w", 2));
+        check_event(&mut versions, event("other", 1)).unwrap();
+    }
+
+    #[test]
+    fn given_a_partial_or_foreign_header_when_checked_then_it_is_refused() {
+        let header = Header {
+            format: FORMAT.to_owned(),
+            version: FORMAT_VERSION,
+            store: "SQLite".to_owned(),
+            after: 0,
+            exported_at: Utc::now(),
+        };
+        assert!(check_header(&header).is_ok());
+        let partial = Header {
+            after: 10,
+            ..header.clone()
+        };
+        assert!(check_header(&partial)
+            .unwrap_err()
+            .contains("partial export"));
+        let newer = Header {
+            version: FORMAT_VERSION + 1,
+            ..header.clone()
+        };
+        assert!(check_header(&newer).is_err());
+        let foreign = Header {
+            format: "other".to_owned(),
+            ..header
+        };
+        assert!(check_header(&foreign).is_err());
+    }
+
+    #[test]
+    fn each_line_names_its_kind_in_its_one_key() {
+        let line = serde_json::to_value(Line::End(End { events: 2, keys: 1 })).unwrap();
+        assert_eq!(line, serde_json::json!({"end": {"events": 2, "keys": 1}}));
+        let key: Line = serde_json::from_str(r#"{"key":{"account_id":"a","key":"k"}}"#).unwrap();
+        assert!(matches!(key, Line::Key(StoredKey { ref account_id, .. }) if account_id == "a"));
+        assert!(serde_json::from_str::<Line>(r#"{"event":{"position":1}}"#).is_err());
+        assert!(serde_json::from_str::<Line>(r#"{"other":{}}"#).is_err());
+    }
+
+    #[test]
+    fn an_erased_registration_makes_no_claim_and_a_kept_one_does() {
+        let kept = DataKey::generate();
+        let at = Utc::now();
+        let registrations = HashMap::from([
+            (
+                "kept".to_owned(),
+                Registration {
+                    email: Value::String(kept.seal("kept", "Ann@Example.com")),
+                    at,
+                },
+            ),
+            (
+                "erased".to_owned(),
+                Registration {
+                    email: Value::String(DataKey::generate().seal("erased", "bob@example.com")),
+                    at,
+                },
+            ),
+            (
+                "plain".to_owned(),
+                Registration {
+                    email: Value::String("carl@example.com".to_owned()),
+                    at,
+                },
+            ),
+        ]);
+        let keys = HashMap::from([("kept".to_owned(), kept.to_stored())]);
+        let claims = claims(&registrations, &keys);
+        let found: Vec<(&str, &str)> = claims
+            .iter()
+            .map(|(email, id, _)| (email.as_str(), id.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![("ann@example.com", "kept"), ("carl@example.com", "plain")]
+        );
+    }
 }

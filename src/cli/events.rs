@@ -87,6 +87,10 @@ async fn export(store: &Store, after: i64) -> anyhow::Result<()> {
 }
 
 async fn import(store: &Store, batch: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !std::io::stdin().is_terminal(),
+        "import reads an export from stdin: eventshop events import < log.jsonl"
+    );
     let bar = progress_bar("{spinner} {pos} events  {per_sec}  {elapsed}");
     let started = Instant::now();
     let input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());

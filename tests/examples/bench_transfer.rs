@@ -88,7 +88,7 @@ fn grow(seed: &[u8], n: u64) -> anyhow::Result<Vec<u8>> {
         .ok_or_else(|| anyhow::anyhow!("no FundsDeposited in the seed"))?;
     let mut out = Vec::with_capacity(n as usize * 600);
     let mut count = 0u64;
-    let mut push = |line: &Line, out: &mut Vec<u8>| -> anyhow::Result<()> {
+    let push = |line: &Line, out: &mut Vec<u8>| -> anyhow::Result<()> {
         serde_json::to_writer(&mut *out, line)?;
         out.push(b'\n');
         Ok(())
@@ -108,9 +108,10 @@ fn grow(seed: &[u8], n: u64) -> anyhow::Result<Vec<u8>> {
     while count < n {
         let id = uuid::Uuid::now_v7().to_string();
         let mut version = 0u64;
-        for template in std::iter::once(*opened)
-            .chain(std::iter::repeat_n(*deposited, DEPOSITS_PER_WALLET as usize))
-        {
+        for template in std::iter::once(*opened).chain(std::iter::repeat_n(
+            *deposited,
+            DEPOSITS_PER_WALLET as usize,
+        )) {
             if count == n {
                 break;
             }

@@ -61,7 +61,10 @@ async fn given_a_log_when_exported_and_imported_by_the_binary_then_the_other_sto
         "{}",
         lines.last().unwrap()
     );
-    let events_in_file = lines.iter().filter(|l| l.starts_with("{\"event\":")).count();
+    let events_in_file = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"event\":"))
+        .count();
     assert_eq!(events_in_file as i64, count, "every event exported");
 
     let (ok, stdout, stderr) = events(&target, &["import"], &file);
@@ -74,7 +77,11 @@ async fn given_a_log_when_exported_and_imported_by_the_binary_then_the_other_sto
     assert!(stdout.contains("rebuilt"), "{stdout}");
     let imported = target.store.head_position().await.unwrap();
     assert_eq!(imported, events_in_file as i64);
-    let history = target.store.history("account", &first_account(&text)).await.unwrap();
+    let history = target
+        .store
+        .history("account", &first_account(&text))
+        .await
+        .unwrap();
     assert_eq!(history[0].event_type, "AccountRegistered");
 
     // A second import into the now non-empty store: one line, non-zero exit, nothing changed.

@@ -124,9 +124,7 @@ async fn export(store: &Store) -> Vec<u8> {
 /// Imports `file` into `store` and rebuilds every read model, as `eventshop events import`
 /// does.
 async fn import_and_rebuild(store: &Store, file: &[u8]) -> transfer::Imported {
-    let imported = transfer::import(store, file, |_| {})
-        .await
-        .expect("import");
+    let imported = transfer::import(store, file, |_| {}).await.expect("import");
     projectors::rebuild(
         store,
         &projectors::read_models::all(),
@@ -279,7 +277,10 @@ async fn given_a_log_of_20000_events_made_on_postgres_when_moved_to_sqlite_and_b
     let saga = RunningSaga::start(target.store(), &target.test.settings);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while !saga_caught_up(target.store()).await {
-        assert!(std::time::Instant::now() < deadline, "the saga's replay did not finish");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the saga's replay did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
@@ -360,7 +361,7 @@ fn join(lines: &[String]) -> Vec<u8> {
 }
 
 /// Imports `file` into `target` expecting a refusal; returns its message after checking the
-/// target is still empty (no events, no keys, no claims).
+/// target is still empty (no events, no personal-data keys, no e-mail index key).
 async fn refused(target: &Store, file: &[u8]) -> String {
     let error = transfer::import(target, file, |_| {})
         .await
@@ -372,6 +373,13 @@ async fn refused(target: &Store, file: &[u8]) -> String {
             .unwrap()
             .is_empty(),
         "{error}"
+    );
+    assert_eq!(
+        eventstore_config::secrets::get(target, "email_index_key")
+            .await
+            .unwrap(),
+        None,
+        "a refused import creates no e-mail index key: {error}"
     );
     error.to_string()
 }
@@ -455,7 +463,10 @@ async fn given_a_cut_corrupted_or_gapped_file_when_imported_then_the_line_is_nam
     let again = transfer::import(&target.store, &file[..], |_| {})
         .await
         .expect_err("a non-empty store is refused");
-    assert!(matches!(again, TransferError::NotEmpty(n) if n == head), "{again}");
+    assert!(
+        matches!(again, TransferError::NotEmpty(n) if n == head),
+        "{again}"
+    );
     assert_eq!(target.store.head_position().await.unwrap(), head);
     // The claim came along: the address is taken in the target too.
     let owner = eventstore_config::email_registry::owner(
