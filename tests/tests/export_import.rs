@@ -14,6 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::account::Role;
 use domain::order::OrderStatus;
+use domain::wallet::{Wallet, WalletCommand};
+use domain::{Currency, Money};
 use eventshop_tests::api::TestApi;
 use eventshop_tests::projections::{
     catch_up_all, create_product, deposit, dump_all, order_flow, register, run_script,
@@ -21,7 +23,7 @@ use eventshop_tests::projections::{
 use eventshop_tests::saga::{saga_caught_up, settle, RunningSaga};
 use eventshop_tests::TestStore;
 use eventstore_config::transfer::{self, Line, TransferError};
-use eventstore_config::{CommandBus, Store};
+use eventstore_config::{CommandBus, EventMetadata, Store};
 use projectors::model::Val;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -29,7 +31,11 @@ use serde_json::{json, Value};
 /// Events in the round-trip's source log (`EVENTSHOP_TRANSFER_EVENTS` overrides it).
 const EVENTS: usize = 20_000;
 /// Writers making the source log at once.
-const WRITERS: usize = 8;
+const WRITERS: usize = 6;
+/// Wallets each writer deposits into, in turn.
+const WALLETS_PER_WRITER: usize = 4;
+/// Deposits appended together (one unit of work) between a writer's orders.
+const DEPOSITS_PER_UNIT: usize = 20;
 
 fn events_wanted() -> usize {
     std::env::var("EVENTSHOP_TRANSFER_EVENTS")
@@ -50,8 +56,8 @@ struct Made {
 
 /// Makes a log of at least `events` events on `api`'s store: accounts over HTTP (one erased),
 /// the projector script (deletion, login, grants and revokes, a canceled order), then
-/// `WRITERS` writers depositing and running orders through every step until the count is
-/// reached.
+/// `WRITERS` writers each running orders through every step (approved and canceled in turn)
+/// and appending batches of deposits, until the count is reached.
 async fn make_log(api: &TestApi, events: usize) -> Made {
     let customer = api.register("customer").await;
     let erased = api.register("customer").await;
@@ -75,18 +81,23 @@ async fn make_log(api: &TestApi, events: usize) -> Made {
         tokio::spawn(async move {
             let customer = register(&bus, &unique("buyer"), Role::Customer).await;
             let product = create_product(&bus, customer, 1_000_000).await;
-            written.fetch_add(3, Ordering::Relaxed);
-            let mut n = 0u64;
+            let mut wallets = vec![customer];
+            for _ in 1..WALLETS_PER_WRITER {
+                wallets.push(register(&bus, &unique("saver"), Role::Customer).await);
+            }
+            deposit(&bus, customer, 1_000_000_000).await;
+            written.fetch_add(4 + 2 * (WALLETS_PER_WRITER - 1), Ordering::Relaxed);
+            let mut n = 0usize;
             while written.load(Ordering::Relaxed) < events {
                 n += 1;
-                if n % 6 == 0 {
-                    let approve = n % 12 != 0;
-                    order_flow(&bus, customer, product, 1, approve).await;
-                    written.fetch_add(if approve { 6 } else { 5 }, Ordering::Relaxed);
-                } else {
-                    deposit(&bus, customer, 100_000).await;
-                    written.fetch_add(1, Ordering::Relaxed);
-                }
+                let approve = n % 2 == 1;
+                order_flow(&bus, customer, product, 1, approve).await;
+                let wallet = wallets[n % wallets.len()];
+                deposits(&bus, wallet, DEPOSITS_PER_UNIT).await;
+                written.fetch_add(
+                    DEPOSITS_PER_UNIT + if approve { 6 } else { 5 },
+                    Ordering::Relaxed,
+                );
             }
         })
     });
@@ -101,6 +112,19 @@ async fn make_log(api: &TestApi, events: usize) -> Made {
         erased_email: erased.email,
         product: product.to_string(),
     }
+}
+
+/// `n` deposits into `wallet`, appended together by one unit of work (one statement).
+async fn deposits(bus: &CommandBus, wallet: uuid::Uuid, n: usize) {
+    let id = wallet.to_string();
+    let mut unit = bus.unit_of_work(EventMetadata::for_actor(&id));
+    for i in 0..n {
+        let amount = Money::new(100 + i as i64, Currency::EUR);
+        unit.decide::<Wallet>(&id, WalletCommand::Deposit { amount }, &(), None)
+            .await
+            .expect("deposit");
+    }
+    unit.commit().await.expect("commit the deposits");
 }
 
 async fn count(store: &Store) -> usize {
