@@ -477,6 +477,29 @@ async fn given_a_cut_corrupted_or_gapped_file_when_imported_then_the_line_is_nam
         "{message}"
     );
 
+    // A partial export holds only the events after its position, and is no import.
+    let mut partial = Vec::new();
+    transfer::export(&source.store, 5, &mut partial, |_| {})
+        .await
+        .expect("export after 5");
+    let later = all
+        .iter()
+        .filter(|l| matches!(serde_json::from_str(l).unwrap(), Line::Event(e) if e.position > 5))
+        .count();
+    let partial_lines = lines(&partial);
+    assert_eq!(
+        partial_lines
+            .iter()
+            .filter(|l| l.starts_with("{\"event\":"))
+            .count(),
+        later
+    );
+    let message = refused(&target.store, &partial).await;
+    assert_eq!(
+        message,
+        "line 1: a partial export (after position 5) cannot be imported into an empty store"
+    );
+
     // The intact file loads; a second import into the now non-empty store is refused and
     // changes nothing.
     let imported = transfer::import(&target.store, &file[..], |_| {})
