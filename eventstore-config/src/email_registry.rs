@@ -70,6 +70,31 @@ pub fn release(account_id: &str) -> Sql {
     Sql::new("DELETE FROM email_claims WHERE account_id = $1").arg(account_id)
 }
 
+/// Claims per restoring `INSERT`.
+pub const RESTORE_BATCH: usize = 500;
+
+/// One multi-row `INSERT` restoring `claims` — `(e-mail, account id, claimed at)`, at most
+/// [`RESTORE_BATCH`] — into an empty store (an import), digested with the target's index
+/// `key` ([`index_key`], read before the import's transaction begins).
+pub fn restore_claims(
+    key: &[u8],
+    claims: &[(Email, String, chrono::DateTime<chrono::Utc>)],
+) -> Sql {
+    let mut insert =
+        Sql::new("INSERT INTO email_claims (email_hash, account_id, claimed_at) VALUES ");
+    for (i, (email, account_id, at)) in claims.iter().enumerate() {
+        insert.push(if i == 0 { "(" } else { ", (" });
+        insert
+            .bind(digest_with(key, email))
+            .push(", ")
+            .bind(account_id)
+            .push(", ")
+            .bind(*at)
+            .push(")");
+    }
+    insert
+}
+
 /// The `secrets` row holding the e-mail index's HMAC key.
 const INDEX_KEY_NAME: &str = "email_index_key";
 
@@ -118,6 +143,16 @@ pub async fn index_key(store: &Store) -> Result<Vec<u8>, sqlx::Error> {
     }
     tx.commit().await?;
     Ok(key)
+}
+
+/// The e-mail index's HMAC key read, or created, inside the open transaction `tx`: for an
+/// import, whose claims are written in the same transaction (a refused import leaves no key
+/// behind). Creates no claims and converts none (the store holds none).
+pub async fn index_key_in(tx: &mut crate::sql::Tx) -> Result<Vec<u8>, sqlx::Error> {
+    let mut fresh = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut fresh);
+    let (text, _) = crate::secrets::get_or_insert(tx, INDEX_KEY_NAME, B64.encode(fresh)).await?;
+    decode_index_key(&text)
 }
 
 fn decode_index_key(text: &str) -> Result<Vec<u8>, sqlx::Error> {

@@ -1,8 +1,9 @@
 //! eventstore-config: everything between the pure `domain` and the processes — settings (file +
 //! environment), store selection (PostgreSQL via postgres-es, SQLite via sqlite-es), migrations,
 //! the command bus, the commit-safe global log reader, temporal loads and snapshots, the one
-//! LISTEN/NOTIFY listener ([`notify`]), the order saga's tables ([`saga_tables`]) and the log
-//! followers' checkpoint and status rows ([`followers`]).
+//! LISTEN/NOTIFY listener ([`notify`]), the order saga's tables ([`saga_tables`]), the log
+//! followers' checkpoint and status rows ([`followers`]) and the export and import of the log
+//! as JSON lines ([`transfer`]).
 //! May depend on `domain` only (never on command-api, projectors or query-api).
 //!
 //! Modules depend one way: [`settings`] ← [`store`] ← [`sql`] ← everything that runs SQL
@@ -15,7 +16,8 @@
 //!   ([`log`]'s `read_after`, `checkpoint_at`, `commit_safe_head`, `has_read_through`, the
 //!   "after a checkpoint" condition and the column list; [`followers`]' `applied_through`, and
 //!   the checkpoint row's `xid8` column and `FOR UPDATE` lock); SQLite has one writer, so its
-//!   position alone is commit-safe;
+//!   position alone is commit-safe; the export's reader of stored rows
+//!   (`log::transfer::stored_after`) is the same query;
 //! - leases (`projectors::lease`: PostgreSQL advisory locks; a lease row on SQLite);
 //! - LISTEN/NOTIFY ([`notify`]: PostgreSQL only; SQLite polls) — and so the followers' default
 //!   batch sizes and poll intervals (`projectors::RunnerOptions::for_store`,
@@ -60,6 +62,7 @@ pub mod sql;
 mod states;
 pub mod store;
 pub mod temporal;
+pub mod transfer;
 pub mod unit_of_work;
 
 pub use command_bus::{CommandBus, CommandError, Committed};

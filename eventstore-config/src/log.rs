@@ -15,6 +15,8 @@ use crate::store::Store;
 
 pub use crate::read_error::ReadError;
 
+pub mod transfer;
+
 /// One event as stored in the log, with its global position and metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {

@@ -74,9 +74,21 @@ impl DataKey {
         DataKey(Aes256Gcm::generate_key(OsRng))
     }
 
+    /// A key in its stored form (base64 of 32 bytes), as `personal_data_keys` and an export
+    /// hold it; None when it is not one.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        Self::from_text(text)
+    }
+
     fn from_text(text: &str) -> Option<Self> {
         let bytes = B64.decode(text).ok()?;
         (bytes.len() == 32).then(|| DataKey(*Key::<Aes256Gcm>::from_slice(&bytes)))
+    }
+
+    /// The stored form, for the crate's tests.
+    #[cfg(test)]
+    pub(crate) fn to_stored(&self) -> String {
+        self.to_text()
     }
 
     fn to_text(&self) -> String {
@@ -265,6 +277,54 @@ async fn keys_of(
         }
     }
     Ok(keys)
+}
+
+/// One account's personal-data key in its stored form (base64), for export and import.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct StoredKey {
+    /// The account.
+    pub account_id: String,
+    /// The key, base64 of 32 bytes.
+    pub key: String,
+}
+
+/// Up to `limit` stored keys with account ids after `after`, in account-id order (a keyset
+/// page; `""` for the first).
+pub async fn stored_keys_after(
+    store: &Store,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<StoredKey>, sqlx::Error> {
+    Sql::new(
+        "SELECT account_id, key FROM personal_data_keys WHERE account_id > $1 \
+          ORDER BY account_id LIMIT $2",
+    )
+    .arg(after)
+    .arg(i64::from(limit.max(1)))
+    .fetch_all(store)
+    .await
+}
+
+/// Keys per restoring `INSERT`.
+pub const RESTORE_KEYS_BATCH: usize = 500;
+
+/// One multi-row `INSERT` restoring stored `keys` (at most [`RESTORE_KEYS_BATCH`]) into an
+/// empty store (an import).
+pub fn restore_keys(keys: &[StoredKey]) -> Sql {
+    let now = Utc::now();
+    let mut insert =
+        Sql::new("INSERT INTO personal_data_keys (account_id, key, created_at) VALUES ");
+    for (i, key) in keys.iter().enumerate() {
+        insert.push(if i == 0 { "(" } else { ", (" });
+        insert
+            .bind(&key.account_id)
+            .push(", ")
+            .bind(&key.key)
+            .push(", ")
+            .bind(now)
+            .push(")");
+    }
+    insert
 }
 
 /// Opens the sealed values of stored payloads `(aggregate_type, aggregate_id, payload)`: with

@@ -1,11 +1,14 @@
-//! `eventshop events tail`: prints the global log in commit-safe order.
+//! `eventshop events tail|export|import`: print the global log in commit-safe order, write it
+//! to a JSON-lines file, or load such a file into an empty store (then rebuild the read
+//! models). The work is `eventstore_config::transfer`'s; this module parses, calls and prints.
 
-use std::io::Write;
-use std::time::Duration;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Subcommand;
-use eventstore_config::{Store, StoredEvent};
+use eventstore_config::{transfer, Store, StoredEvent};
+use projectors::indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -25,6 +28,24 @@ pub enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the whole log (or the events after a position) to stdout as JSON lines, with
+    /// everything needed to restore it: `eventshop events export > log.jsonl`. Personal fields
+    /// stay sealed and their keys are included (erased accounts have none): keep the file as
+    /// safe as a database dump.
+    Export {
+        /// Only the events after this global position (0: the whole log; a partial export
+        /// cannot be imported).
+        #[arg(long, default_value_t = 0, value_name = "POSITION")]
+        after: i64,
+    },
+    /// Load an export from stdin into this EMPTY store (either kind) in one transaction, then
+    /// rebuild every read model: `eventshop events import < log.jsonl`. A broken file or a
+    /// store that already holds events is refused, and nothing changes.
+    Import {
+        /// Events per transaction of the read-model rebuild that follows.
+        #[arg(long, default_value_t = 5000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+    },
 }
 
 const PAGE: u32 = 500;
@@ -33,12 +54,93 @@ const POLL: Duration = Duration::from_millis(500);
 const HEAD_PATIENCE: Duration = Duration::from_secs(10);
 
 pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
-    let EventsCommand::Tail {
-        follow,
-        after,
-        limit,
-        json,
-    } = command;
+    match command {
+        EventsCommand::Tail {
+            follow,
+            after,
+            limit,
+            json,
+        } => tail(store, follow, after, limit, json).await,
+        EventsCommand::Export { after } => export(store, after).await,
+        EventsCommand::Import { batch } => import(store, batch).await,
+    }
+}
+
+async fn export(store: &Store, after: i64) -> anyhow::Result<()> {
+    anyhow::ensure!(after >= 0, "--after must be 0 or a positive position");
+    let bar = progress_bar("{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}");
+    bar.set_length(transfer::estimate(store, after).await.context("export")?);
+    let started = Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let exported = transfer::export(store, after, &mut out, |n| bar.set_position(n))
+        .await
+        .context("export")?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "exported {} events and {} personal-data keys in {secs:.1} s ({:.0} events/s)",
+        exported.events,
+        exported.keys,
+        exported.events as f64 / secs
+    );
+    Ok(())
+}
+
+async fn import(store: &Store, batch: u32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !std::io::stdin().is_terminal(),
+        "import reads an export from stdin: eventshop events import < log.jsonl"
+    );
+    let bar = progress_bar("{spinner} {pos} events  {per_sec}  {elapsed}");
+    let started = Instant::now();
+    let input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    let imported = transfer::import(store, input, |n| bar.set_position(n))
+        .await
+        .context("import")?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "imported {} events, {} personal-data keys and {} e-mail claims in {secs:.1} s ({:.0} events/s)",
+        imported.events,
+        imported.keys,
+        imported.claims,
+        imported.events as f64 / secs
+    );
+    let projections = projectors::read_models::all();
+    let bar = progress_bar("{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}");
+    let report = projectors::rebuild(store, &projections, batch, &bar)
+        .await
+        .context("import: rebuilding the read models")?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt {} read models from {} events in {:.1} s; the order saga catches up when \
+         `serve` or `projectors run` starts",
+        projections.len(),
+        report.events,
+        report.replay.as_secs_f64() + report.swap.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal (hidden otherwise).
+fn progress_bar(template: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn tail(
+    store: &Store,
+    follow: bool,
+    after: i64,
+    limit: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
     anyhow::ensure!(after >= 0, "--after must be 0 or a positive position");
     let mut checkpoint = store
         .checkpoint_at(after)

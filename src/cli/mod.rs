@@ -56,7 +56,7 @@ enum Command {
     Audit(query::AuditArgs),
     /// Create or upgrade the database schema (events, snapshots, checkpoints, claims).
     Migrate,
-    /// Read the global event log.
+    /// Read the global event log, export it as JSON lines, import such a file.
     Events {
         #[command(subcommand)]
         command: events::EventsCommand,

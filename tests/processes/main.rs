@@ -10,3 +10,4 @@ mod relay;
 mod saga;
 mod serve;
 mod subscriptions;
+mod transfer;
