@@ -26,10 +26,11 @@ const PRODUCTION_CRATES: [&str; 11] = [
 
 /// The files that may match on the store: the places listed in eventstore-config's top
 /// documentation.
-const STORE_BRANCHES_ALLOWED: [&str; 11] = [
+const STORE_BRANCHES_ALLOWED: [&str; 12] = [
     "eventstore-config/src/store.rs",
     "eventstore-config/src/sql.rs",
     "eventstore-config/src/log.rs",
+    "eventstore-config/src/log/transfer.rs",
     "eventstore-config/src/followers.rs",
     "eventstore-config/src/notify.rs",
     "eventstore-config/src/command_bus.rs",
@@ -124,7 +125,16 @@ fn tables() -> BTreeSet<String> {
     tables
 }
 
-/// The files of `sources` whose code names `table` in SQL (`FROM t`, `INTO t`, `JOIN t`, …).
+/// The module a source file belongs to: `x/src/log.rs`, `x/src/log/mod.rs` and its children
+/// `x/src/log/transfer.rs` are all the module `x/src/log` (a module may keep its statements in
+/// child modules).
+fn module_of(file: &str) -> String {
+    let (krate, rest) = file.split_once("/src/").unwrap_or(("", file));
+    let top = rest.split('/').next().unwrap_or(rest);
+    format!("{krate}/src/{}", top.trim_end_matches(".rs"))
+}
+
+/// The modules of `sources` whose code names `table` in SQL (`FROM t`, `INTO t`, `JOIN t`, …).
 fn files_naming(sources: &[(String, String)], table: &str) -> Vec<String> {
     let reference = Regex::new(&format!(
         r"(?i)\b(from|into|update|join|table|exists|on)\s+{table}\b"
@@ -133,12 +143,14 @@ fn files_naming(sources: &[(String, String)], table: &str) -> Vec<String> {
     sources
         .iter()
         .filter(|(_, code)| reference.is_match(code))
-        .map(|(file, _)| file.clone())
+        .map(|(file, _)| module_of(file))
+        .collect::<BTreeSet<String>>()
+        .into_iter()
         .collect()
 }
 
 #[test]
-fn given_the_migrations_tables_when_the_production_sources_are_read_then_each_table_has_exactly_one_owner_file(
+fn given_the_migrations_tables_when_the_production_sources_are_read_then_each_table_has_exactly_one_owner_module(
 ) {
     let sources = production_sources();
     let tables = tables();
@@ -183,6 +195,26 @@ fn given_the_production_sources_when_searched_for_store_matches_then_only_the_li
         "store branches outside the places listed in eventstore-config/src/lib.rs (write the \
          statement once through `Sql`, or list the place there and here):\n{}",
         outside.join("\n")
+    );
+}
+
+#[test]
+fn given_a_module_split_over_child_files_when_grouped_then_the_children_belong_to_the_module() {
+    assert_eq!(
+        module_of("eventstore-config/src/log.rs"),
+        "eventstore-config/src/log"
+    );
+    assert_eq!(
+        module_of("eventstore-config/src/log/transfer.rs"),
+        "eventstore-config/src/log"
+    );
+    assert_eq!(
+        module_of("projectors/src/saga/mod.rs"),
+        "projectors/src/saga"
+    );
+    assert_ne!(
+        module_of("projectors/src/sql.rs"),
+        module_of("projectors/src/saga/run.rs")
     );
 }
 
