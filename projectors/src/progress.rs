@@ -1,10 +1,11 @@
 //! The bookkeeping rows of every log follower (projections, the saga, the relay), owned here:
-//! `projection_status` (state, last error, owner and SQLite lease expiry) and
-//! `projection_dead_letters` (events a projection parked). Their writes (by the runner, the
-//! lease helper and rebuilds) and typed reads (by `projections status`).
+//! `projection_status` (state, last error, owner and SQLite lease expiry, the version whose
+//! code built the rows) and `projection_dead_letters` (events a projection or the saga parked).
+//! Their writes (by the runner, the lease helper, rebuilds and the dead-letter use cases) and
+//! typed reads (by `projections status` and `projections dead-letters`).
 
 use chrono::{DateTime, Utc};
-use eventstore_config::{Sql, Store, StoredEvent};
+use eventstore_config::{Executor, Sql, Store, StoredEvent};
 
 /// A follower's stored status row.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -144,18 +145,20 @@ pub(crate) async fn lease_alive(
     Ok(alive)
 }
 
-/// Parks `event` for `projection` with its error (`attempts` are added to earlier ones).
-pub async fn park(
-    store: &Store,
+/// Parks `event` for `projection` with its error (`attempts` are added to earlier ones);
+/// `subject` says what stopped with it (the saga: the order id).
+pub async fn park<'a>(
+    on: impl Into<Executor<'a>>,
     projection: &str,
     event: &StoredEvent,
     error: &str,
     attempts: u32,
+    subject: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     Sql::new(
         "INSERT INTO projection_dead_letters (projection, global_position, transaction_id, \
-           event_type, aggregate_type, aggregate_id, error, attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (projection, global_position) \
+           event_type, aggregate_type, aggregate_id, error, attempts, subject) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (projection, global_position) \
          DO UPDATE SET error = excluded.error, \
              attempts = projection_dead_letters.attempts + excluded.attempts",
     )
@@ -167,7 +170,145 @@ pub async fn park(
     .arg(&event.aggregate_id)
     .arg(error)
     .arg(attempts as i32)
+    .arg(subject)
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// One parked event.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct DeadLetter {
+    /// The follower that parked it (a projection's name, or the saga's).
+    pub projection: String,
+    /// The event's global position.
+    pub global_position: i64,
+    /// Its type.
+    pub event_type: String,
+    /// Its aggregate's type.
+    pub aggregate_type: String,
+    /// Its aggregate's id.
+    pub aggregate_id: String,
+    /// The last failure.
+    pub error: String,
+    /// Attempts so far.
+    pub attempts: i32,
+    /// What stopped with it (the saga: the order id).
+    pub subject: Option<String>,
+    /// When it was first parked.
+    pub parked_at: DateTime<Utc>,
+}
+
+const DEAD_LETTER_COLUMNS: &str = "projection, global_position, event_type, aggregate_type, \
+     aggregate_id, error, attempts, subject, parked_at";
+
+/// The parked events of `projection` (of every follower when `None`), by follower and
+/// position.
+pub async fn list_dead_letters(
+    store: &Store,
+    projection: Option<&str>,
+) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    Sql::new(format!(
+        "SELECT {DEAD_LETTER_COLUMNS} FROM projection_dead_letters \
+          WHERE $1 IS NULL OR projection = $1 ORDER BY projection, global_position"
+    ))
+    .arg(projection)
+    .fetch_all(store)
+    .await
+}
+
+/// The parked event of `projection` at `position`, if any.
+pub async fn dead_letter<'a>(
+    on: impl Into<Executor<'a>>,
+    projection: &str,
+    position: i64,
+) -> Result<Option<DeadLetter>, sqlx::Error> {
+    Sql::new(format!(
+        "SELECT {DEAD_LETTER_COLUMNS} FROM projection_dead_letters \
+          WHERE projection = $1 AND global_position = $2"
+    ))
+    .arg(projection)
+    .arg(position)
+    .fetch_optional(on)
+    .await
+}
+
+/// The distinct subjects (the saga: order ids) with parked events of `projection`.
+pub async fn parked_subjects<'a>(
+    on: impl Into<Executor<'a>>,
+    projection: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = Sql::new(
+        "SELECT DISTINCT subject FROM projection_dead_letters \
+          WHERE projection = $1 AND subject IS NOT NULL",
+    )
+    .arg(projection)
+    .fetch_all(on)
+    .await?;
+    Ok(rows.into_iter().map(|(s,)| s).collect())
+}
+
+/// Removes the parked event of `projection` at `position` (retried or skipped). Whether it
+/// was there.
+pub async fn remove_dead_letter<'a>(
+    on: impl Into<Executor<'a>>,
+    projection: &str,
+    position: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = Sql::new(
+        "DELETE FROM projection_dead_letters WHERE projection = $1 AND global_position = $2",
+    )
+    .arg(projection)
+    .arg(position)
+    .execute(on)
+    .await?;
+    Ok(done == 1)
+}
+
+/// Records another failed attempt at the parked event of `projection` at `position`.
+pub async fn failed_again(
+    store: &Store,
+    projection: &str,
+    position: i64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    Sql::new(
+        "UPDATE projection_dead_letters SET attempts = attempts + 1, error = $3 \
+          WHERE projection = $1 AND global_position = $2",
+    )
+    .arg(projection)
+    .arg(position)
+    .arg(error)
     .execute(store)
+    .await?;
+    Ok(())
+}
+
+/// The version whose code built `name`'s rows (`None`: not recorded yet).
+pub async fn built_version(store: &Store, name: &str) -> Result<Option<i32>, sqlx::Error> {
+    let row: Option<(Option<i32>,)> =
+        Sql::new("SELECT built_version FROM projection_status WHERE name = $1")
+            .arg(name)
+            .fetch_optional(store)
+            .await?;
+    Ok(row.and_then(|(v,)| v))
+}
+
+/// Records that `name`'s rows were built by the code of `version` (a rebuild's swap, or a
+/// fresh or adopted projection).
+pub async fn record_built_version<'a>(
+    on: impl Into<Executor<'a>>,
+    name: &str,
+    version: i32,
+) -> Result<(), sqlx::Error> {
+    Sql::new(
+        "INSERT INTO projection_status (name, built_version, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET built_version = excluded.built_version",
+    )
+    .arg(name)
+    .arg(version)
+    .arg(Utc::now())
+    .execute(on)
     .await?;
     Ok(())
 }
