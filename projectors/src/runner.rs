@@ -169,6 +169,25 @@ async fn park(
     .await
 }
 
+/// Removes the parked events of `name` its checkpoint has passed (applied by the current code
+/// after a restart). Whether any are left.
+async fn forget_applied(store: &Store, name: &str) -> Result<bool, sqlx::Error> {
+    let mut left = false;
+    for row in progress::list_dead_letters(store, Some(name)).await? {
+        if has_applied_through(store, name, row.global_position).await? {
+            progress::remove_dead_letter(store, name, row.global_position).await?;
+            tracing::info!(
+                projection = name,
+                position = row.global_position,
+                "parked event applied"
+            );
+        } else {
+            left = true;
+        }
+    }
+    Ok(left)
+}
+
 /// How a worker ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -194,6 +213,9 @@ async fn work(
 ) -> anyhow::Result<Option<Outcome>> {
     let name = projection.name();
     let mut cp = sql::read_checkpoint(store, name).await?;
+    // Events parked before this start that the current code may now apply: their rows go once
+    // the checkpoint passes them.
+    let mut parked = progress::dead_letters(store, name).await? > 0;
     let mut attempts = 0u32;
     let mut state = "";
     let mut eager_until = Instant::now();
@@ -208,6 +230,9 @@ async fn work(
             Ok(Batch::Applied(n, next)) => {
                 attempts = 0;
                 cp = next;
+                if parked {
+                    parked = forget_applied(store, name).await.unwrap_or(true);
+                }
                 if state != "running" {
                     state = "running";
                     progress::set_state(store, name, projection.version(), state, None)

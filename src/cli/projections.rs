@@ -30,9 +30,10 @@ pub enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// As `list`, plus the last error and parked events (of one projection, or all).
+    /// As `list`, plus the last error, parked events and skips (of one projection, the saga
+    /// `saga:orders`, or all projections).
     Status {
-        /// A projection name (default: all).
+        /// A projection name, or `saga:orders` (default: all projections).
         name: Option<String>,
     },
     /// Replay the whole log into fresh tables and swap them in atomically (blue/green).
@@ -207,6 +208,12 @@ pub async fn run(
         }
         ProjectionsCommand::Status { name } => {
             let all = match name {
+                // The saga has a checkpoint, a lease, dead letters and skips too (no version).
+                Some(name) if name == projectors::saga::NAME => {
+                    vec![projectors::status::status(store, projectors::saga::NAME, 0)
+                        .await
+                        .context("reading the saga's status")?]
+                }
                 Some(name) => {
                     let projection = find(&name)?;
                     vec![

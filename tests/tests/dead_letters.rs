@@ -47,6 +47,7 @@ both_stores!(
     given_an_event_that_keeps_failing_when_retried_after_the_fix_then_the_projection_resumes,
     given_a_parked_event_when_skipped_with_a_reason_then_the_projection_goes_on_and_status_and_audit_show_it,
     given_unknown_names_or_positions_when_managing_dead_letters_then_each_is_a_clear_error,
+    given_a_parked_event_when_a_runner_restarts_with_fixed_code_then_it_applies_it_and_forgets_the_row,
 );
 
 mod saga {
@@ -343,6 +344,40 @@ async fn given_a_parked_event_when_skipped_with_a_reason_then_the_projection_goe
     assert_eq!(entries[0].aggregate_id, "products");
 }
 
+async fn given_a_parked_event_when_a_runner_restarts_with_fixed_code_then_it_applies_it_and_forgets_the_row(
+    test: TestStore,
+) {
+    let bus = CommandBus::new(test.store.clone(), &test.settings);
+    let products = three_products(&bus).await;
+    let buggy = Arc::new(Buggy::new(products.poison));
+    let (stop, runner) = start_runner(&test.store, buggy.clone());
+    eventually("the products projection is stuck", || async {
+        state_of(&test.store).await.state == "stuck"
+    })
+    .await;
+    stop.send(()).ok();
+    runner.await.unwrap().unwrap();
+
+    // The next release fixes the bug: its runner applies the event and forgets the row.
+    buggy.fix();
+    let (stop, runner) = start_runner(&test.store, buggy.clone());
+    eventually("the product after the parked one is projected", || async {
+        product_ids(&test.store)
+            .await
+            .contains(&products.after.to_string())
+    })
+    .await;
+    eventually("the parked row is forgotten", || async {
+        state_of(&test.store).await.dead_letters == 0
+    })
+    .await;
+    assert!(product_ids(&test.store)
+        .await
+        .contains(&products.poison.to_string()));
+    stop.send(()).ok();
+    runner.await.unwrap().unwrap();
+}
+
 async fn given_unknown_names_or_positions_when_managing_dead_letters_then_each_is_a_clear_error(
     test: TestStore,
 ) {
@@ -485,6 +520,10 @@ async fn given_a_poison_order_when_the_saga_runs_then_it_is_parked_and_the_order
     assert_eq!(parked[0].event_type, "OrderPlaced");
     assert!(parked[0].error.contains("failed"), "{}", parked[0].error);
     assert_eq!(status(&store, &poisoned).await, Some(OrderStatus::Pending));
+    let saga_status = projectors::status::status(&store, projectors::saga::NAME, 0)
+        .await
+        .unwrap();
+    assert_eq!(saga_status.dead_letters, 1);
 
     // A retry while the cause is still there fails and keeps it.
     let error = dead_letters::retry(&store, &api.test.settings, "saga:orders")
