@@ -45,15 +45,17 @@ pub struct ProjectionStatus {
 }
 
 impl ProjectionStatus {
-    /// The state as shown: `rebuilding (v1 → v2) 45%` while a rebuild runs, else the state.
+    /// The state as shown: `rebuilding (v1 → v2) 45%` while a rebuild runs; `idle (rows v1)`
+    /// while the rows are another version's and no rebuild runs (no runner started yet);
+    /// else the state.
     pub fn state_text(&self) -> String {
-        match self.rebuild_percent {
-            Some(pct) if self.state == "rebuilding" => match self.built_version {
-                Some(built) if built != self.version => {
-                    format!("rebuilding (v{built} → v{}) {pct:.0}%", self.version)
-                }
-                _ => format!("rebuilding {pct:.0}%"),
-            },
+        let stale = self.built_version.filter(|built| *built != self.version);
+        match (self.rebuild_percent, stale) {
+            (Some(pct), Some(built)) if self.state == "rebuilding" => {
+                format!("rebuilding (v{built} → v{}) {pct:.0}%", self.version)
+            }
+            (Some(pct), None) if self.state == "rebuilding" => format!("rebuilding {pct:.0}%"),
+            (_, Some(built)) => format!("{} (rows v{built})", self.state),
             _ => self.state.clone(),
         }
     }

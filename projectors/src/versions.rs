@@ -4,7 +4,8 @@
 //! run`) and finds another version stored, it rebuilds the projection blue/green in the
 //! background ([`crate::rebuild`]): the live tables keep serving (and the live worker keeps
 //! applying new events to them) until the swap, which records the new version. Progress is
-//! logged every few seconds and shown by `projections list` (`rebuilding (v1 → v2) 45%`).
+//! logged (at `warn`, shown by default) every few seconds and shown by `projections list`
+//! (`rebuilding (v1 → v2) 45%`).
 //!
 //! Nothing recorded yet — a fresh database, or one from before versions were recorded —
 //! records the code's version without a rebuild: the rows were built by the code that ran, and
@@ -86,7 +87,9 @@ pub async fn rebuild_if_stale(
         lease.release(&store).await;
         return Ok(());
     };
-    tracing::info!(
+    // Logged at `warn` (as are its progress and end), so that the default log filter shows
+    // an operator that a projection is being rebuilt.
+    tracing::warn!(
         projection = name,
         from = built,
         to = code,
@@ -108,7 +111,7 @@ pub async fn rebuild_if_stale(
                 if logged.elapsed() >= LOG_EVERY {
                     logged = Instant::now();
                     let (done, total) = (bar.position(), bar.length().unwrap_or(0));
-                    tracing::info!(
+                    tracing::warn!(
                         projection = name,
                         done,
                         total,
@@ -122,7 +125,7 @@ pub async fn rebuild_if_stale(
     };
     drop(work);
     match result {
-        Some(Ok(report)) => tracing::info!(
+        Some(Ok(report)) => tracing::warn!(
             projection = name,
             version = code,
             events = report.events,
@@ -134,7 +137,7 @@ pub async fn rebuild_if_stale(
             rebuild::abandon(&store, name).await.ok();
         }
         None => {
-            tracing::info!(projection = name, "version rebuild stopped by shutdown");
+            tracing::warn!(projection = name, "version rebuild stopped by shutdown");
             rebuild::abandon(&store, name).await.ok();
         }
     }

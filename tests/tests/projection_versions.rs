@@ -148,6 +148,16 @@ async fn given_a_bumped_projection_version_when_a_runner_starts_then_it_rebuilds
     make_rows_stale(&store, &alice.id).await;
     assert_eq!(balance(&gql, &alice).await, 1);
 
+    // The next release is installed: its rows are still the old version's.
+    let before = projectors::status::status(&store, "wallets", 2)
+        .await
+        .unwrap();
+    assert!(
+        before.state_text().ends_with("(rows v1)"),
+        "{}",
+        before.state_text()
+    );
+
     // The next release starts.
     let gate = Arc::new(AtomicBool::new(false));
     let next = Arc::new(NextRelease {
