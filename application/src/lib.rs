@@ -1,6 +1,6 @@
 //! The eventshop application layer: one function per use case (register, log in, refresh,
 //! delete an account, deposit, create/update/restock a product, place/cancel an order,
-//! grant/revoke a policy, the saga's commands). Each decides on its aggregates through a
+//! grant/revoke a policy, the saga's commands, recording a skipped dead letter). Each decides on its aggregates through a
 //! [`UnitOfWork`](eventstore_config::UnitOfWork) and commits them, with any extra statements
 //! (the e-mail claim, an idempotency record), in one transaction; a lost race runs the whole
 //! use case again. Outcomes and errors are typed: [`AppError`] keeps "rejected" (with its kind)
@@ -16,6 +16,7 @@ pub mod error;
 pub mod orders;
 pub mod policies;
 pub mod products;
+pub mod projections;
 pub mod saga;
 pub mod sessions;
 mod unit;

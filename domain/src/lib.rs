@@ -6,7 +6,8 @@
 //!
 //! * Value types parse at the edge and re-validate when deserialized: [`Email`], [`Money`] /
 //!   [`Currency`], [`Quantity`], [`Name`] and [`Policy`].
-//! * Aggregates ([`account`], [`wallet`], [`product`], [`order`], [`policy_set`]) implement
+//! * Aggregates ([`account`], [`wallet`], [`product`], [`order`], [`policy_set`], and
+//!   [`projection`]: an operator's decisions about a log follower) implement
 //!   [`cqrs_es::Aggregate`]. Their stored names (aggregate `TYPE`, event types, serde tags)
 //!   are explicit string literals and never derived from Rust type names.
 //! * Every aggregate error maps to a [`Rejection`] kind through its `kind()` method.
@@ -24,6 +25,7 @@ pub mod order;
 pub mod policy;
 pub mod policy_set;
 pub mod product;
+pub mod projection;
 pub mod public;
 pub mod quantity;
 pub mod text;

@@ -14,6 +14,7 @@ use crate::account::AccountEvent;
 use crate::order::OrderEvent;
 use crate::policy_set::PolicySetEvent;
 use crate::product::ProductEvent;
+use crate::projection::ProjectionEvent;
 use crate::wallet::WalletEvent;
 
 /// A stored payload that is not an event of its aggregate type (or an unknown type).
@@ -48,6 +49,7 @@ pub fn public_payload(aggregate_type: &str, payload: &Value) -> Result<Value, Pu
         "product" => view(aggregate_type, payload, ProductEvent::public_json),
         "order" => view(aggregate_type, payload, OrderEvent::public_json),
         "policy_set" => view(aggregate_type, payload, PolicySetEvent::public_json),
+        "projection" => view(aggregate_type, payload, ProjectionEvent::public_json),
         other => Err(PublicViewError {
             aggregate_type: other.to_owned(),
             reason: "unknown aggregate type".to_owned(),

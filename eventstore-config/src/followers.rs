@@ -1,7 +1,7 @@
 //! The bookkeeping rows of every log follower (the projections, the saga, the relay), owned
 //! here and nowhere else: `projection_checkpoints` (where each follower stands in the log,
 //! written in the same transaction as what it applied) and `projection_status` (state, last
-//! error, owner and SQLite lease expiry). Their writes (by the projectors' runner, rebuilds,
+//! error, owner, SQLite lease expiry, the version whose code built the rows). Their writes (by the projectors' runner, rebuilds,
 //! the lease helper, the saga and the relay) and typed reads (by `projections status`, the
 //! query API's read-your-writes wait, subscriptions and `projections` query).
 //!
@@ -322,4 +322,43 @@ pub async fn lease_alive(
     .fetch_one(store)
     .await?;
     Ok(alive)
+}
+
+/// The position of the checkpoint row `name`, if there is one.
+pub async fn position_of(store: &Store, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<(i64,)> =
+        Sql::new("SELECT global_position FROM projection_checkpoints WHERE name = $1")
+            .arg(name)
+            .fetch_optional(store)
+            .await?;
+    Ok(row.map(|(p,)| p))
+}
+
+/// The version whose code built `name`'s rows (`None`: not recorded yet).
+pub async fn built_version(store: &Store, name: &str) -> Result<Option<i32>, sqlx::Error> {
+    let row: Option<(Option<i32>,)> =
+        Sql::new("SELECT built_version FROM projection_status WHERE name = $1")
+            .arg(name)
+            .fetch_optional(store)
+            .await?;
+    Ok(row.and_then(|(v,)| v))
+}
+
+/// Records that `name`'s rows were built by the code of `version` (a rebuild's swap, or a
+/// fresh or adopted projection).
+pub async fn record_built_version<'a>(
+    on: impl Into<Executor<'a>>,
+    name: &str,
+    version: i32,
+) -> Result<(), sqlx::Error> {
+    Sql::new(
+        "INSERT INTO projection_status (name, built_version, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET built_version = excluded.built_version",
+    )
+    .arg(name)
+    .arg(version)
+    .arg(Utc::now())
+    .execute(on)
+    .await?;
+    Ok(())
 }

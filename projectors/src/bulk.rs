@@ -263,9 +263,12 @@ pub(crate) async fn build_indexes(store: &Store, tables: Vec<Indexes>) -> anyhow
         sized.push((pages, table));
     }
     sized.sort_by_key(|(pages, _)| std::cmp::Reverse(*pages));
-    let statements = sized
+    // Owned (table, statement) pairs: a stream of borrowed ones makes this future unprovably
+    // `Send`, and a version rebuild runs it in a spawned task.
+    let statements: Vec<(String, String)> = sized
         .iter()
-        .flat_map(|(_, t)| t.indexes.iter().map(move |s| (&t.table, s)));
+        .flat_map(|(_, t)| t.indexes.iter().map(|s| (t.table.clone(), s.clone())))
+        .collect();
     futures::stream::iter(statements)
         .map(|(table, statement)| async move {
             let mut tx = pool.begin().await?;
@@ -274,7 +277,7 @@ pub(crate) async fn build_indexes(store: &Store, tables: Vec<Indexes>) -> anyhow
             ))
             .execute(&mut *tx)
             .await?;
-            sqlx::query(statement).execute(&mut *tx).await?;
+            sqlx::query(&statement).execute(&mut *tx).await?;
             tx.commit()
                 .await
                 .map_err(anyhow::Error::from)

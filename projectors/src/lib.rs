@@ -11,9 +11,13 @@
 //!   [`run_all`] starts every projection.
 //! * [`lease`] (the one lease helper), [`progress`] (the `projection_dead_letters` rows, and
 //!   the status calls of `eventstore_config::followers`), [`rebuild`], [`status`].
+//! * [`versions`]: a projection stored at another version than its code's is rebuilt
+//!   blue/green when a runner starts; [`dead_letters`]: list, retry and skip parked events
+//!   (projections and the saga).
 #![forbid(unsafe_code)]
 
 mod bulk;
+pub mod dead_letters;
 pub mod lease;
 pub mod progress;
 pub mod rebuild;
@@ -21,6 +25,7 @@ pub mod runner;
 pub mod saga;
 pub mod sql;
 pub mod status;
+pub mod versions;
 
 pub use indicatif;
 pub use model::{Projection, TableDef, Val};

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eventstore_config::{Checkpoint, Store, StoredEvent};
+use eventstore_config::{Checkpoint, Sql, Store, StoredEvent};
 use indicatif::ProgressBar;
 use sqlx::Row;
 use tokio::sync::mpsc;
 
 use crate::bulk;
 use crate::model::{Projection, TableDef};
-use crate::progress::set_state;
+use crate::progress::{record_built_version, set_state};
 use crate::sql::{BatchError, Tx};
 
 /// The table-name suffix of rebuild copies.
@@ -268,6 +268,8 @@ async fn swap(
     }
     tx.write_checkpoint(name, cp).await?;
     eventstore_config::followers::delete_checkpoint(&mut tx, &rebuild_name).await?;
+    // The rows are now this code's.
+    record_built_version(&mut tx, name, projection.version()).await?;
     tx.commit().await?;
     set_state(store, name, projection.version(), "idle", None).await?;
     tracing::info!(
@@ -319,50 +321,64 @@ async fn sqlite_ddl(pool: &sqlx::SqlitePool, table: &str) -> Result<Vec<String>,
 }
 
 async fn swap_table(tx: &mut Tx, table: &TableDef) -> anyhow::Result<()> {
+    // One statement at a time through `Sql` (not `raw_sql`/`query_scalar` on the connection,
+    // whose futures are not provably `Send`: a version rebuild runs this in a spawned task).
     let live = table.name;
     let copy = format!("{live}{SUFFIX}");
     match tx {
         Tx::Pg(t) => {
-            sqlx::raw_sql(&format!(
-                "ALTER TABLE {live} RENAME TO {live}__old; \
-                 ALTER TABLE {copy} RENAME TO {live}; \
-                 DROP TABLE {live}__old;"
-            ))
-            .execute(&mut **t)
-            .await?;
+            for statement in [
+                format!("ALTER TABLE {live} RENAME TO {live}__old"),
+                format!("ALTER TABLE {copy} RENAME TO {live}"),
+                format!("DROP TABLE {live}__old"),
+            ] {
+                Sql::new(statement).execute(&mut *t).await?;
+            }
         }
         Tx::Sqlite(t) => {
-            let indexes: Vec<String> = sqlx::query_scalar(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? \
+            let indexes: Vec<(String,)> = Sql::new(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
                    AND sql IS NOT NULL ORDER BY name",
             )
-            .bind(live)
-            .fetch_all(&mut **t)
+            .arg(live)
+            .fetch_all(&mut *t)
             .await?;
-            sqlx::raw_sql(&format!(
-                "DROP TABLE {live}; ALTER TABLE {copy} RENAME TO {live};"
-            ))
-            .execute(&mut **t)
-            .await?;
-            let renamed: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? \
+            for statement in [
+                format!("DROP TABLE {live}"),
+                format!("ALTER TABLE {copy} RENAME TO {live}"),
+            ] {
+                Sql::new(statement).execute(&mut *t).await?;
+            }
+            let renamed: Vec<(String,)> = Sql::new(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = $1 \
                    AND sql IS NOT NULL",
             )
-            .bind(live)
-            .fetch_all(&mut **t)
+            .arg(live)
+            .fetch_all(&mut *t)
             .await?;
-            let mut sql = String::new();
-            for index in renamed {
-                sql.push_str(&format!("DROP INDEX {index};\n"));
+            for (index,) in renamed {
+                Sql::new(format!("DROP INDEX {index}"))
+                    .execute(&mut *t)
+                    .await?;
             }
-            for index in indexes {
-                sql.push_str(&index);
-                sql.push_str(";\n");
+            for (index,) in indexes {
+                Sql::new(index).execute(&mut *t).await?;
             }
-            sqlx::raw_sql(&sql).execute(&mut **t).await?;
         }
     }
     Ok(())
+}
+
+/// Abandons `name`'s rebuild (cut short): forgets its checkpoint, so that the projection no
+/// longer shows as rebuilding; the copies are dropped by the next rebuild.
+pub async fn abandon(store: &Store, name: &str) -> anyhow::Result<()> {
+    eventstore_config::followers::delete_checkpoint(store, &rebuild_checkpoint(name)).await?;
+    Ok(())
+}
+
+/// The position a running rebuild of `name` has reached (`None`: no rebuild under way).
+pub async fn rebuild_position(store: &Store, name: &str) -> anyhow::Result<Option<i64>> {
+    Ok(eventstore_config::followers::position_of(store, &rebuild_checkpoint(name)).await?)
 }
 
 /// Resets `name`'s live checkpoint to the start (its rows stay: replayed events are no-ops).

@@ -3,7 +3,9 @@
 //! row lock). Workers own their projection through a [`lease`](crate::lease), wake on PostgreSQL
 //! `NOTIFY eventshop_events` with a polling fallback, retry failures with backoff and park an
 //! event that keeps failing in `projection_dead_letters`, stopping the projection before it
-//! (state `stuck`) rather than skipping it.
+//! (state `stuck`) rather than skipping it; the worker goes on once the parked event is retried
+//! or skipped ([`crate::dead_letters`]). On start, a projection whose stored version differs
+//! from its code's is rebuilt blue/green in the background ([`crate::versions`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -142,7 +144,7 @@ async fn park(
     error: &str,
     attempts: u32,
 ) -> Result<(), sqlx::Error> {
-    progress::park(store, projection.name(), event, error, attempts).await?;
+    progress::park(store, projection.name(), event, error, attempts, None).await?;
     progress::set_state(
         store,
         projection.name(),
@@ -151,6 +153,25 @@ async fn park(
         Some(&format!("event at position {}: {error}", event.position)),
     )
     .await
+}
+
+/// Removes the parked events of `name` its checkpoint has passed (applied by the current code
+/// after a restart). Whether any are left.
+async fn forget_applied(store: &Store, name: &str) -> Result<bool, sqlx::Error> {
+    let mut left = false;
+    for row in progress::list_dead_letters(store, Some(name)).await? {
+        if has_applied_through(store, name, row.global_position).await? {
+            progress::remove_dead_letter(store, name, row.global_position).await?;
+            tracing::info!(
+                projection = name,
+                position = row.global_position,
+                "parked event applied"
+            );
+        } else {
+            left = true;
+        }
+    }
+    Ok(left)
 }
 
 /// How a worker ended.
@@ -178,6 +199,9 @@ async fn work(
 ) -> anyhow::Result<Option<Outcome>> {
     let name = projection.name();
     let mut cp = sql::read_checkpoint(store, name).await?;
+    // Events parked before this start that the current code may now apply: their rows go once
+    // the checkpoint passes them.
+    let mut parked = progress::dead_letters(store, name).await? > 0;
     let mut attempts = 0u32;
     let mut state = "";
     let mut eager_until = Instant::now();
@@ -192,6 +216,9 @@ async fn work(
             Ok(Batch::Applied(n, next)) => {
                 attempts = 0;
                 cp = next;
+                if parked {
+                    parked = forget_applied(store, name).await.unwrap_or(true);
+                }
                 if state != "running" {
                     state = "running";
                     progress::set_state(store, name, projection.version(), state, None)
@@ -308,38 +335,64 @@ pub async fn run_projection(
         let Some(mut lease) = Lease::wait(&store, name, &options.owner, &mut shutdown).await else {
             return Ok(Outcome::Stopped);
         };
-        let result = work(
-            &store,
-            &*projection,
-            &options,
-            &mut lease,
-            &mut wake,
-            &mut shutdown,
-        )
-        .await;
+        let result = loop {
+            let result = work(
+                &store,
+                &*projection,
+                &options,
+                &mut lease,
+                &mut wake,
+                &mut shutdown,
+            )
+            .await;
+            if let Ok(Some(Outcome::Stuck { position })) = result {
+                // Keep the lease (another worker would fail on the same event) until the
+                // parked event is retried or skipped (`projections retry|skip`), then go on.
+                if wait_while_parked(&store, name, &options, &mut lease, &mut shutdown).await {
+                    tracing::info!(
+                        projection = name,
+                        position,
+                        "parked event resolved; resuming"
+                    );
+                    continue;
+                }
+            }
+            break result;
+        };
+        lease.release(&store).await;
         match result {
-            Ok(None) => {
-                lease.release(&store).await;
-                continue;
-            }
-            Ok(Some(Outcome::Stuck { position })) => {
-                // Keep the lease: another worker would fail on the same event.
-                let _ = shutdown.changed().await;
-                lease.release(&store).await;
-                return Ok(Outcome::Stuck { position });
-            }
-            Ok(Some(Outcome::Stopped)) => {
-                lease.release(&store).await;
-                return Ok(Outcome::Stopped);
-            }
+            Ok(None) => continue,
+            Ok(Some(outcome)) => return Ok(outcome),
             Err(error) => {
                 tracing::warn!(projection = name, error = %format!("{error:#}"), "worker failed; retrying");
-                lease.release(&store).await;
                 tokio::select! {
                     _ = tokio::time::sleep(RENEW_EVERY) => {}
                     _ = shutdown.changed() => {}
                 }
             }
+        }
+    }
+}
+
+/// Waits, holding the lease, while `name` has parked events. True when none is left (retried or
+/// skipped); false on shutdown or a lost lease.
+async fn wait_while_parked(
+    store: &Store,
+    name: &str,
+    options: &RunnerOptions,
+    lease: &mut Lease,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *shutdown.borrow() || !lease.keep(store).await {
+            return false;
+        }
+        if matches!(progress::dead_letters(store, name).await, Ok(0)) {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(options.poll.max(Duration::from_millis(200))) => {}
+            _ = shutdown.changed() => {}
         }
     }
 }
@@ -384,6 +437,18 @@ pub(crate) async fn run_workers(
             stop_rx.clone(),
         ))
     });
+    // A projection stored at another version is rebuilt blue/green beside its live worker.
+    let rebuilds: Vec<_> = projections
+        .iter()
+        .map(|projection| {
+            tokio::spawn(crate::versions::rebuild_if_stale(
+                store.clone(),
+                projection.clone(),
+                options.owner.clone(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
     let workers: Vec<_> = projections
         .into_iter()
         .map(|projection| {
@@ -398,6 +463,15 @@ pub(crate) async fn run_workers(
         .collect();
     shutdown.await;
     stop_tx.send_replace(true);
+    for rebuild in rebuilds {
+        match rebuild.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(error = %format!("{error:#}"), "version check failed")
+            }
+            Err(error) => tracing::error!(%error, "version rebuild panicked"),
+        }
+    }
     for worker in workers {
         match worker.await {
             Ok(Ok(_)) => {}

@@ -1,15 +1,18 @@
-//! What `projections list|status` shows: each projection's version, checkpoint position, lag
-//! (events after the checkpoint, and seconds since the oldest of them was recorded), state and
-//! owner.
+//! What `projections list|status` shows: each projection's version (the code's and the one
+//! its rows were built by), checkpoint position, lag (events after the checkpoint, and seconds
+//! since the oldest of them was recorded), state (with a rebuild's progress), owner, parked
+//! events and recorded skips.
 
 use chrono::{DateTime, Utc};
 use eventstore_config::Store;
 
+use crate::dead_letters::{self, Skipped};
 use crate::lease;
 use crate::progress;
 use crate::read_models;
-use crate::rebuild::rebuild_checkpoint;
+use crate::rebuild::rebuild_position;
 use crate::sql;
+use crate::versions::percent;
 
 /// One projection's status.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +36,29 @@ pub struct ProjectionStatus {
     pub last_error: Option<String>,
     /// Events parked in `projection_dead_letters`.
     pub dead_letters: i64,
+    /// The version whose code built the rows (`None`: not recorded yet).
+    pub built_version: Option<i32>,
+    /// How far a rebuild under way has got, in percent of the log.
+    pub rebuild_percent: Option<f64>,
+    /// Parked events skipped so far (who, when, why), oldest first.
+    pub skips: Vec<Skipped>,
+}
+
+impl ProjectionStatus {
+    /// The state as shown: `rebuilding (v1 → v2) 45%` while a rebuild runs; `idle (rows v1)`
+    /// while the rows are another version's and no rebuild runs (no runner started yet);
+    /// else the state.
+    pub fn state_text(&self) -> String {
+        let stale = self.built_version.filter(|built| *built != self.version);
+        match (self.rebuild_percent, stale) {
+            (Some(pct), Some(built)) if self.state == "rebuilding" => {
+                format!("rebuilding (v{built} → v{}) {pct:.0}%", self.version)
+            }
+            (Some(pct), None) if self.state == "rebuilding" => format!("rebuilding {pct:.0}%"),
+            (_, Some(built)) => format!("{} (rows v{built})", self.state),
+            _ => self.state.clone(),
+        }
+    }
 }
 
 /// The status of every projection.
@@ -47,11 +73,20 @@ pub async fn statuses(store: &Store) -> anyhow::Result<Vec<ProjectionStatus>> {
 /// The status of projection `name`.
 pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<ProjectionStatus> {
     let held = lease::is_held(store, name).await?;
-    let rebuild = rebuild_checkpoint(name);
     let row = progress::status_row(store, name)
         .await?
         .map(|row| (row.state, row.owner, row.last_error));
-    let rebuilding = eventstore_config::followers::has_checkpoint(store, &rebuild).await?;
+    let rebuilt_to = rebuild_position(store, name).await?;
+    let rebuilding = rebuilt_to.is_some();
+    let rebuild_percent = match rebuilt_to {
+        Some(position) => {
+            let head = store.head_position().await?;
+            Some(percent(position.max(0) as u64, head.max(0) as u64))
+        }
+        None => None,
+    };
+    let built_version = progress::built_version(store, name).await?;
+    let skips = dead_letters::skips(store, name).await?;
     let dead_letters = progress::dead_letters(store, name).await?;
     let (stored_state, owner, last_error): (String, Option<String>, Option<String>) =
         row.unwrap_or_else(|| ("idle".into(), None, None));
@@ -82,5 +117,8 @@ pub async fn status(store: &Store, name: &str, version: i32) -> anyhow::Result<P
         owner: if held { owner } else { None },
         last_error,
         dead_letters,
+        built_version,
+        rebuild_percent,
+        skips,
     })
 }

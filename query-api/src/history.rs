@@ -122,9 +122,11 @@ pub(crate) fn access<'a>(
             caller.subject == id || caller.may_get("policies", id),
             Visibility::Full,
         ),
+        // An operator's decisions about a projection (skipped dead letters): admins.
+        "projection" => (caller.may_get("projections", id), Visibility::Full),
         other => {
             return Err(format!(
-                "unknown aggregateType {other:?}: use account, wallet, product, order or policy_set"
+                "unknown aggregateType {other:?}: use account, wallet, product, order, policy_set or projection"
             ))
         }
     })

@@ -123,6 +123,7 @@ pub fn aggregate_type(resource_type: &str) -> Option<&'static str> {
         "product" | "products" => "product",
         "order" | "orders" => "order",
         "policy_set" | "policies" => "policy_set",
+        "projection" | "projections" => "projection",
         _ => return None,
     })
 }

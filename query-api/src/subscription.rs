@@ -275,7 +275,7 @@ impl Subscription {
             None => None,
             Some(name) => Some(crate::query::aggregate_type(name).ok_or_else(|| {
                 bad_input(format!(
-                    "unknown aggregateType {name:?}: use account, wallet, product, order or policy_set"
+                    "unknown aggregateType {name:?}: use account, wallet, product, order, policy_set or projection"
                 ))
             })?),
         };

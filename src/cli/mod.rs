@@ -71,7 +71,8 @@ enum Command {
         #[command(subcommand)]
         command: projections::ProjectorsCommand,
     },
-    /// Inspect and rebuild read models: list, status, rebuild NAME | --all.
+    /// Inspect and rebuild read models (list, status, rebuild NAME | --all) and manage parked
+    /// events (dead-letters, retry NAME, skip NAME POSITION --reason R).
     Projections {
         #[command(subcommand)]
         command: projections::ProjectionsCommand,
@@ -185,7 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projections { command } => {
             let store = open(&settings).await?;
-            projections::run(&store, command).await
+            projections::run(&store, &settings, command).await
         }
         Command::Relay { command } => {
             let store = open(&settings).await?;

@@ -1,5 +1,6 @@
 //! `eventshop projectors run` (the projector workers, under leases) and
-//! `eventshop projections list|status|rebuild` (inspect and blue/green-rebuild read models).
+//! `eventshop projections list|status|rebuild|dead-letters|retry|skip` (inspect and
+//! blue/green-rebuild read models; manage parked events of the projections and the saga).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use eventstore_config::{Settings, Store};
 use projectors::indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use projectors::{read_models, Projection, ProjectionStatus, RunnerOptions};
+use projectors::{dead_letters, read_models, Projection, ProjectionStatus, RunnerOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectorsCommand {
@@ -24,14 +25,46 @@ pub enum ProjectorsCommand {
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
     /// One line per projection: name, version, position, lag, state, owner.
-    List,
-    /// As `list`, plus the last error and parked events (of one projection, or all).
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// As `list`, plus the last error, parked events and skips (of one projection, the saga
+    /// `saga:orders`, or all projections).
     Status {
-        /// A projection name (default: all).
+        /// A projection name, or `saga:orders` (default: all projections).
         name: Option<String>,
     },
     /// Replay the whole log into fresh tables and swap them in atomically (blue/green).
     Rebuild(RebuildArgs),
+    /// Parked events (of one projection or the saga `saga:orders`, or all): projection,
+    /// position, event type, error, attempts, parked at.
+    #[command(name = "dead-letters")]
+    DeadLetters {
+        /// A projection name, or `saga:orders` (default: all).
+        name: Option<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-apply the parked events of NAME (in position order) with the current code; on
+    /// success they are removed and NAME resumes.
+    Retry {
+        /// A projection name, or `saga:orders`.
+        name: String,
+    },
+    /// Skip one parked event of NAME for good; the skip and its reason are recorded in the log
+    /// (audited) and shown by `status`.
+    Skip {
+        /// A projection name, or `saga:orders`.
+        name: String,
+        /// The parked event's global position (see `dead-letters`).
+        position: i64,
+        /// Why it is skipped (required).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -93,17 +126,94 @@ fn find(name: &str) -> anyhow::Result<Arc<dyn Projection>> {
     })
 }
 
-pub async fn run(store: &Store, command: ProjectionsCommand) -> anyhow::Result<()> {
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    command: ProjectionsCommand,
+) -> anyhow::Result<()> {
     match command {
-        ProjectionsCommand::List => {
+        ProjectionsCommand::List { json } => {
             let all = projectors::statuses(store)
                 .await
                 .context("reading projection status")?;
-            print_table(&all);
+            if json {
+                for status in &all {
+                    println!("{}", status_json(status));
+                }
+            } else {
+                print_table(&all);
+            }
+            Ok(())
+        }
+        ProjectionsCommand::DeadLetters { name, json } => {
+            let rows = dead_letters::list(store, name.as_deref()).await?;
+            if json {
+                for row in &rows {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "projection": row.projection,
+                            "position": row.global_position,
+                            "event_type": row.event_type,
+                            "aggregate_type": row.aggregate_type,
+                            "aggregate_id": row.aggregate_id,
+                            "error": row.error,
+                            "attempts": row.attempts,
+                            "subject": row.subject,
+                            "parked_at": row.parked_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        })
+                    );
+                }
+                return Ok(());
+            }
+            println!(
+                "{:<12} {:>10} {:<24} {:>8}  {:<27} ERROR",
+                "PROJECTION", "POSITION", "EVENT TYPE", "ATTEMPTS", "PARKED AT"
+            );
+            for row in &rows {
+                println!(
+                    "{:<12} {:>10} {:<24} {:>8}  {:<27} {}",
+                    row.projection,
+                    row.global_position,
+                    row.event_type,
+                    row.attempts,
+                    row.parked_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    one_line(&row.error)
+                );
+            }
+            Ok(())
+        }
+        ProjectionsCommand::Retry { name } => {
+            let retried = dead_letters::retry(store, settings, &name)
+                .await
+                .map_err(|e| anyhow::anyhow!(one_line(&e.to_string())))?;
+            let positions: Vec<String> = retried.positions.iter().map(i64::to_string).collect();
+            println!(
+                "{name}: retried position(s) {}; resumed",
+                positions.join(", ")
+            );
+            Ok(())
+        }
+        ProjectionsCommand::Skip {
+            name,
+            position,
+            reason,
+        } => {
+            dead_letters::skip(store, settings, &name, position, &reason, &cli_actor())
+                .await
+                .map_err(|e| anyhow::anyhow!(one_line(&e.to_string())))?;
+            println!("{name}: skipped position {position} ({reason})");
             Ok(())
         }
         ProjectionsCommand::Status { name } => {
             let all = match name {
+                // The saga has a checkpoint, a lease, dead letters and skips too (no version).
+                Some(name) if name == projectors::saga::NAME => {
+                    vec![projectors::status::status(store, projectors::saga::NAME, 0)
+                        .await
+                        .context("reading the saga's status")?]
+                }
                 Some(name) => {
                     let projection = find(&name)?;
                     vec![
@@ -124,6 +234,17 @@ pub async fn run(store: &Store, command: ProjectionsCommand) -> anyhow::Result<(
                         status.name,
                         status.dead_letters,
                         status.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+                for skip in &status.skips {
+                    println!(
+                        "{}: skipped position {} ({}) by {} at {}: {}",
+                        status.name,
+                        skip.position,
+                        skip.event_type,
+                        skip.actor.as_deref().unwrap_or("-"),
+                        skip.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        one_line(&skip.reason)
                     );
                 }
             }
@@ -157,6 +278,44 @@ pub async fn run(store: &Store, command: ProjectionsCommand) -> anyhow::Result<(
     }
 }
 
+/// Who runs this command line, as recorded with a skip: `cli:<login>`.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+/// `text` on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One projection's status as a JSON object (`projections list --json`).
+fn status_json(s: &ProjectionStatus) -> serde_json::Value {
+    serde_json::json!({
+        "name": s.name,
+        "version": s.version,
+        "built_version": s.built_version,
+        "position": s.position,
+        "lag_events": s.lag_events,
+        "lag_seconds": s.lag_seconds,
+        "state": s.state,
+        "state_text": s.state_text(),
+        "rebuild_percent": s.rebuild_percent,
+        "owner": s.owner,
+        "last_error": s.last_error,
+        "dead_letters": s.dead_letters,
+        "skips": s.skips.iter().map(|k| serde_json::json!({
+            "position": k.position,
+            "event_type": k.event_type,
+            "reason": k.reason,
+            "actor": k.actor,
+            "at": k.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn progress_bar() -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -172,12 +331,12 @@ fn progress_bar() -> ProgressBar {
 
 fn print_table(all: &[ProjectionStatus]) {
     println!(
-        "{:<10} {:>7} {:>12} {:>10} {:>9}  {:<10} OWNER",
+        "{:<10} {:>7} {:>12} {:>10} {:>9}  {:<26} OWNER",
         "NAME", "VERSION", "POSITION", "LAG", "LAG (s)", "STATE"
     );
     for s in all {
         println!(
-            "{:<10} {:>7} {:>12} {:>10} {:>9}  {:<10} {}",
+            "{:<10} {:>7} {:>12} {:>10} {:>9}  {:<26} {}",
             s.name,
             s.version,
             s.position,
@@ -185,7 +344,7 @@ fn print_table(all: &[ProjectionStatus]) {
             s.lag_seconds
                 .map(|x| format!("{x:.1}"))
                 .unwrap_or_else(|| "-".into()),
-            s.state,
+            s.state_text(),
             s.owner.as_deref().unwrap_or("-")
         );
     }

@@ -82,7 +82,7 @@ fn parse_resource_type(value: &str) -> Result<String, String> {
     query_api::query::aggregate_type(value)
         .map(str::to_owned)
         .ok_or_else(|| {
-            format!("unknown resource type {value:?}: use account, wallet, product, order or policy_set")
+            format!("unknown resource type {value:?}: use account, wallet, product, order, policy_set or projection")
         })
 }
 

@@ -9,7 +9,8 @@
 //! * [`state`]: the saga state and how events fold into it; [`decide`]: the commands an event
 //!   calls for; [`effects`]: carrying a command out.
 //! * [`decode`]: which stored events concern a saga; [`order_steps`]: one order's events
-//!   through decide and effects, with retries; [`batch`]: one batch, saved with the checkpoint.
+//!   through decide and effects, with retries; [`batch`]: one batch, saved with the checkpoint
+//!   (a poison order parked); [`parked`]: parked orders worked on again.
 //! * [`options`]: the saga's name and options; [`deadlines`]: the payment-deadline worker;
 //!   [`run`]: the saga's lease loop and reset;
 //!   [`supervise`]: the projections, the saga and the deadline worker under one listener.
@@ -24,6 +25,7 @@ pub mod decode;
 pub mod effects;
 pub mod options;
 mod order_steps;
+pub mod parked;
 pub mod run;
 pub mod state;
 pub mod supervise;
@@ -33,7 +35,7 @@ pub use batch::handle_batch;
 pub use deadlines::{expire_deadlines, DEADLINES};
 pub use decide::{decide, SagaCommand};
 pub use decode::saga_event;
-pub use options::{SagaOptions, NAME};
+pub use options::{SagaOptions, NAME, PARK_AFTER_ATTEMPTS};
 pub use run::{reset, run};
 pub use state::{OrderSaga, Payment, Reservation, SagaEvent};
 pub use supervise::run_with_projections;

@@ -9,6 +9,11 @@ use crate::lease;
 /// Checkpoint and lease name of the order saga.
 pub const NAME: &str = "saga:orders";
 
+/// Attempts at one order's step within a batch (each command already retried 3 times) before
+/// the order is parked as poison — provided the database still answers, so that an outage
+/// fails the batch (retried with backoff) instead of parking every order in it.
+pub const PARK_AFTER_ATTEMPTS: u32 = 3;
+
 /// How the saga runs.
 #[derive(Debug, Clone)]
 pub struct SagaOptions {
@@ -22,6 +27,8 @@ pub struct SagaOptions {
     pub payment_timeout: Duration,
     /// This process's lease owner id.
     pub owner: String,
+    /// Attempts at an order's step before the order is parked ([`PARK_AFTER_ATTEMPTS`]).
+    pub park_after: u32,
 }
 
 impl SagaOptions {
@@ -33,6 +40,7 @@ impl SagaOptions {
             concurrency: 32,
             payment_timeout: Duration::from_secs(settings.payment_timeout_secs),
             owner: lease::owner_id(),
+            park_after: PARK_AFTER_ATTEMPTS,
         }
     }
 }
