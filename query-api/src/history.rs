@@ -30,6 +30,14 @@ pub const MAX_HISTORY_PAGE: i32 = 1000;
 pub(crate) enum HistoryError {
     #[error("reading the event log failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// Stored at a schema version this binary cannot upcast (told to the caller: nothing
+    /// of the payload is in the message).
+    #[error("event at position {position} (version {version}) cannot be read: {source}")]
+    Unreadable {
+        position: i64,
+        version: i64,
+        source: domain::upcast::UpcastError,
+    },
     #[error("event {position} ({aggregate_type}/{aggregate_id} v{version}) has no public view: {source}")]
     Undecodable {
         position: i64,
@@ -47,6 +55,7 @@ struct EventRow {
     aggregate_id: String,
     sequence: i64,
     event_type: String,
+    event_version: String,
     payload: Value,
     metadata: Value,
     recorded_at: DateTime<Utc>,
@@ -142,6 +151,7 @@ pub(crate) fn stored_record(
         aggregate_id: event.aggregate_id.clone(),
         sequence: event.version as i64,
         event_type: event.event_type.clone(),
+        event_version: event.event_version.clone(),
         payload: event.payload.clone(),
         metadata,
         recorded_at: event.recorded_at,
@@ -159,8 +169,8 @@ pub(crate) async fn page(
     visibility: &Visibility<'_>,
 ) -> Result<Vec<EventRecord>, HistoryError> {
     let mut sql = CountedSql::new(
-        "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, payload, \
-         metadata, recorded_at FROM events WHERE aggregate_type = ",
+        "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
+         event_version, payload, metadata, recorded_at FROM events WHERE aggregate_type = ",
     );
     sql.bind(aggregate_type)
         .push(" AND aggregate_id = ")
@@ -190,18 +200,24 @@ pub(crate) async fn page(
         .collect()
 }
 
-/// The public record of one stored event.
+/// The public record of one stored event, upcast to its type's current schema (an event of a
+/// schema version this binary does not know is reported, never shown as stored).
 fn record(row: EventRow) -> Result<EventRecord, HistoryError> {
-    let payload =
-        domain::public::public_payload(&row.aggregate_type, &row.payload).map_err(|source| {
-            HistoryError::Undecodable {
-                position: row.global_position,
-                aggregate_type: row.aggregate_type.clone(),
-                aggregate_id: row.aggregate_id.clone(),
-                version: row.sequence,
-                source,
-            }
+    let upcast = domain::upcast::upcast(&row.event_type, &row.event_version, &row.payload)
+        .map_err(|source| HistoryError::Unreadable {
+            position: row.global_position,
+            version: row.sequence,
+            source,
         })?;
+    let payload = domain::public::public_payload(&row.aggregate_type, &upcast).map_err(|source| {
+        HistoryError::Undecodable {
+        position: row.global_position,
+        aggregate_type: row.aggregate_type.clone(),
+        aggregate_id: row.aggregate_id.clone(),
+            version: row.sequence,
+            source,
+        }
+    })?;
     let text = |key: &str| {
         row.metadata
             .get(key)

@@ -96,16 +96,21 @@ fn header_value(text: &str) -> String {
 
 /// The JetStream message for `event`: subject, `Nats-Msg-Id`, headers and the public JSON body.
 pub fn build(event: &StoredEvent) -> Result<(String, Publish), NoPublicView> {
-    let body =
-        domain::public::public_payload(&event.aggregate_type, &event.payload).map_err(|error| {
-            NoPublicView {
-                position: event.position,
-                aggregate_type: event.aggregate_type.clone(),
-                aggregate_id: event.aggregate_id.clone(),
-                version: event.version,
-                reason: error.to_string(),
-            }
-        })?;
+    // The log reader upcast the payload; an event of a schema version this binary does not know
+    // has no public view (the relay stops at it instead of publishing a guess).
+    let body = domain::public::public_view(
+        &event.aggregate_type,
+        &event.event_type,
+        &event.event_version,
+        &event.payload,
+    )
+    .map_err(|error| NoPublicView {
+        position: event.position,
+        aggregate_type: event.aggregate_type.clone(),
+        aggregate_id: event.aggregate_id.clone(),
+        version: event.version,
+        reason: error.to_string(),
+    })?;
     let body = serde_json::to_vec(&body).map_err(|error| NoPublicView {
         position: event.position,
         aggregate_type: event.aggregate_type.clone(),
