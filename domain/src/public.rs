@@ -35,12 +35,11 @@ pub fn public_view(
     version: &str,
     payload: &Value,
 ) -> Result<Value, PublicViewError> {
-    let upcast = crate::upcast::upcast(event_type, version, payload).map_err(|e| {
-        PublicViewError {
+    let upcast =
+        crate::upcast::upcast(event_type, version, payload).map_err(|e| PublicViewError {
             aggregate_type: aggregate_type.to_owned(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     public_payload(aggregate_type, &upcast)
 }
 

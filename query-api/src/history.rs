@@ -209,15 +209,16 @@ fn record(row: EventRow) -> Result<EventRecord, HistoryError> {
             version: row.sequence,
             source,
         })?;
-    let payload = domain::public::public_payload(&row.aggregate_type, &upcast).map_err(|source| {
-        HistoryError::Undecodable {
-        position: row.global_position,
-        aggregate_type: row.aggregate_type.clone(),
-        aggregate_id: row.aggregate_id.clone(),
-            version: row.sequence,
-            source,
-        }
-    })?;
+    let payload =
+        domain::public::public_payload(&row.aggregate_type, &upcast).map_err(|source| {
+            HistoryError::Undecodable {
+                position: row.global_position,
+                aggregate_type: row.aggregate_type.clone(),
+                aggregate_id: row.aggregate_id.clone(),
+                version: row.sequence,
+                source,
+            }
+        })?;
     let text = |key: &str| {
         row.metadata
             .get(key)

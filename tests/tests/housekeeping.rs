@@ -139,7 +139,11 @@ async fn given_several_snapshots_of_an_aggregate_when_swept_then_only_the_newest
     }
     let store = api.store().clone();
     let loaded = store.load_current::<Wallet>(&account.id).await.unwrap();
-    assert!(loaded.version >= 7, "opened + 6 deposits: {}", loaded.version);
+    assert!(
+        loaded.version >= 7,
+        "opened + 6 deposits: {}",
+        loaded.version
+    );
     let newest = (loaded.version / 2 * 2) as i64;
 
     await_counter(&api, "eventshop_snapshots_pruned_total", 2).await;

@@ -172,7 +172,10 @@ async fn given_v1_events_when_folded_now_at_each_version_and_as_of_each_time_the
     write_as_v2(&CommandBus::new(v2.store.clone(), &v2.settings)).await;
 
     // New events are written at today's versions; the old rows stay as they were.
-    assert_eq!(stored_versions(&v2.store, PRODUCT).await, ["2", "1", "1", "1", "1"]);
+    assert_eq!(
+        stored_versions(&v2.store, PRODUCT).await,
+        ["2", "1", "1", "1", "1"]
+    );
     assert_eq!(stored_versions(&v1.store, PRODUCT).await, ["1"; 5]);
 
     let now_v1 = v1.store.load_current::<Product>(PRODUCT).await.unwrap();
@@ -265,7 +268,12 @@ async fn given_v1_events_when_projected_and_rebuilt_then_the_read_model_equals_v
     let after_update = at(FIRST_RECORDED) + chrono::Duration::milliseconds(1500);
     let then = product_record(&v1.store, Some(after_update)).await;
     assert_eq!(
-        (&then["name"], &then["price"], &then["version"], &then["sku"]),
+        (
+            &then["name"],
+            &then["price"],
+            &then["version"],
+            &then["sku"]
+        ),
         (
             &json!("Big teapot"),
             &json!([1490, "EUR"]),
@@ -338,7 +346,9 @@ async fn given_an_event_of_a_future_schema_version_then_the_bus_refuses_a_projec
     .unwrap();
     let position = store.head_position().await.unwrap();
     let says_why = |text: &str| {
-        text.contains("ProductCreated is stored at schema version 3, newer than this binary knows (2)")
+        text.contains(
+            "ProductCreated is stored at schema version 3, newer than this binary knows (2)",
+        )
     };
 
     // The command bus refuses the aggregate with the event's position and both versions …
