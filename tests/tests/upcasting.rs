@@ -70,6 +70,7 @@ on_both_stores!(
     given_v1_events_when_projected_and_rebuilt_then_the_read_model_equals_v2_events,
     given_v1_events_when_history_is_read_then_it_equals_the_history_of_v2_events,
     given_an_event_of_a_future_schema_version_then_the_bus_refuses_a_projector_parks_and_history_reports_it,
+    given_a_seller_when_creating_products_with_and_without_a_sku_then_graphql_shows_each_and_a_bad_sku_is_a_422,
 );
 
 /// Inserts the v1 fixture's rows.
@@ -429,4 +430,48 @@ async fn given_an_event_of_a_future_schema_version_then_the_bus_refuses_a_projec
     assert!(says_why(&error), "{error}");
     stop.send(()).ok();
     runner.await.unwrap().unwrap();
+}
+
+async fn given_a_seller_when_creating_products_with_and_without_a_sku_then_graphql_shows_each_and_a_bad_sku_is_a_422(
+    kind: Kind,
+) {
+    let (gql, _) = graphql(kind).await;
+    let seller = gql.api.register("seller").await;
+    let create = |sku: Option<&str>| {
+        let mut body = json!({"name": "Cup", "price": 100, "currency": "EUR", "stock": 1});
+        if let Some(sku) = sku {
+            body["sku"] = json!(sku);
+        }
+        gql.api.post("/api/v1/products", Some(&seller.token), body)
+    };
+    let with = create(Some(" CUP-1 ")).await;
+    assert_eq!(with.status.as_u16(), 201, "{:?}", with.body);
+    let without = create(None).await;
+    assert_eq!(without.status.as_u16(), 201, "{:?}", without.body);
+    let bad = create(Some("CUP 1")).await;
+    assert_eq!(bad.status.as_u16(), 422, "{:?}", bad.body);
+    assert_eq!(bad.error().1.as_deref(), Some("sku"), "{:?}", bad.body);
+
+    gql.project().await;
+    let sku_of = |answer: &eventshop_tests::api::Answer| {
+        let id = answer.body["product_id"].as_str().unwrap().to_owned();
+        let gql = &gql;
+        let token = seller.token.clone();
+        async move {
+            let query = "query($id: ID!) { product(id: $id) { sku } now: product(id: $id, atVersion: 1) { sku } }";
+            let answer = gql.query(&token, query, json!({"id": id})).await;
+            let data = answer.data().clone();
+            assert_eq!(data["product"]["sku"], data["now"]["sku"], "{data}");
+            (
+                id,
+                data["product"]["sku"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        }
+    };
+    assert_eq!(sku_of(&with).await.1, "CUP-1");
+    let (id, sku) = sku_of(&without).await;
+    assert_eq!(sku, default_sku(uuid(&id)));
 }
