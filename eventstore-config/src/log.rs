@@ -67,6 +67,18 @@ impl StoredEvent {
         )
     }
 
+    /// The event's public JSON view ([`domain::public::public_view`]): upcast, without secrets.
+    /// An event of a schema version this binary does not know has none (an error naming both
+    /// versions), so it is never shown by guesswork.
+    pub fn public_view(&self) -> Result<Value, domain::public::PublicViewError> {
+        domain::public::public_view(
+            &self.aggregate_type,
+            &self.event_type,
+            &self.event_version,
+            &self.payload,
+        )
+    }
+
     /// Decodes the payload (upcast, see [`upcast`](Self::upcast)) into the aggregate's event type.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, ReadError> {
         E::deserialize(&*self.upcast()?).map_err(|e| ReadError::Corrupt {

@@ -216,4 +216,19 @@ mod tests {
             Ok(())
         });
     }
+    #[test]
+    fn given_eventshop_housekeeping_variables_when_loaded_then_they_replace_the_24_hour_default() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let defaults: Settings = Settings::figment(None).extract()?;
+            assert_eq!(defaults.idempotency_key_ttl_secs, 86_400);
+            assert_eq!(defaults.housekeeping_interval_secs, 300);
+            jail.set_env("EVENTSHOP_IDEMPOTENCY_KEY_TTL_SECS", "3600");
+            jail.set_env("EVENTSHOP_HOUSEKEEPING_INTERVAL_SECS", "0");
+            let settings: Settings = Settings::figment(None).extract()?;
+            assert_eq!(settings.idempotency_key_ttl_secs, 3600);
+            assert_eq!(settings.housekeeping_interval_secs, 0);
+            Ok(())
+        });
+    }
 }
