@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn given_an_event_of_a_schema_version_newer_than_known_when_built_then_nothing_is_published() {
         assert!(build(&stock_added("1")).is_ok());
-        let refused = build(&stock_added("2")).err().expect("no message");
+        let refused = build(&stock_added("2")).expect_err("no message");
         assert_eq!(refused.position, 7);
         assert!(
             refused
