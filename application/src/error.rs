@@ -233,6 +233,7 @@ impl DomainError for ProductError {
             ProductError::DescriptionTooLong { .. } | ProductError::InvalidDescription(_) => {
                 Some("description")
             }
+            ProductError::InvalidSku => Some("sku"),
             ProductError::NonPositivePrice => Some("price"),
             ProductError::StockOverflow => Some("quantity"),
             _ => None,

@@ -17,6 +17,9 @@ pub struct NewProduct {
     pub name: String,
     /// At most 2000 characters.
     pub description: String,
+    /// Stock-keeping unit (1 to 40 letters, digits, `-`, `_`, `.`); generated when `None`
+    /// ([`domain::product::default_sku`]).
+    pub sku: Option<String>,
     /// Unit price, greater than zero.
     pub price: Money,
     /// Initial stock on hand.
@@ -52,6 +55,7 @@ pub async fn create_product(
                     seller,
                     name: product.name.clone(),
                     description: product.description.clone(),
+                    sku: product.sku.clone(),
                     price: product.price,
                     stock: product.stock,
                 },

@@ -27,7 +27,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use eventstore_config::{Sql, Store};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -398,6 +398,16 @@ fn insert(pending: &Pending, response: &StoredResponse, if_absent: bool) -> Sql 
         sql.push(" ON CONFLICT DO NOTHING");
     }
     sql
+}
+
+/// Deletes the records of keys stored before `before` (expired, see the
+/// `idempotency_key_ttl_secs` setting): such a key may then be used again as new. Answers how
+/// many were deleted.
+pub async fn expire(store: &Store, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    Sql::new("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .arg(before)
+        .execute(store)
+        .await
 }
 
 type Row = (String, Option<i32>, Option<String>, Option<String>);

@@ -18,6 +18,7 @@ pub mod authz;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
@@ -36,19 +37,26 @@ pub use error::ApiError;
 pub use state::AppState;
 pub use web::{serve, serve_with, shutdown_signal, ServeLimits};
 
-/// A built command API: its state and the background task keeping the policy cache current.
+/// A built command API: its state and its background tasks (the policy-cache follower, the
+/// housekeeping sweeps), stopped when it is dropped.
 #[derive(Debug)]
 pub struct App {
     state: AppState,
     follower: JoinHandle<()>,
+    housekeeping: Option<JoinHandle<()>>,
 }
 
 /// Builds the command API over a migrated `store`: loads (or generates) the signing key and
-/// starts the policy-cache follower.
+/// starts the policy-cache follower and the housekeeping sweeps ([`housekeeping`]).
 pub async fn build(settings: Settings, store: Store) -> anyhow::Result<App> {
     let state = AppState::new(settings, store.clone()).await?;
     let follower = tokio::spawn(state.cache().clone().follow(store));
-    Ok(App { state, follower })
+    let housekeeping = housekeeping::spawn(state.clone());
+    Ok(App {
+        state,
+        follower,
+        housekeeping,
+    })
 }
 
 impl App {
@@ -67,6 +75,9 @@ impl App {
 impl Drop for App {
     fn drop(&mut self) {
         self.follower.abort();
+        if let Some(housekeeping) = &self.housekeeping {
+            housekeeping.abort();
+        }
     }
 }
 

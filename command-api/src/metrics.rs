@@ -30,6 +30,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
+    expired_keys: Counter,
+    pruned_snapshots: Counter,
     /// Registries other parts of the process add (the NATS relay's).
     extra: std::sync::RwLock<Vec<Registry>>,
 }
@@ -67,12 +69,32 @@ impl Metrics {
             "HTTP request latency, by method, route and status",
             latency.clone(),
         );
+        let expired_keys = Counter::default();
+        registry.register(
+            "idempotency_keys_expired",
+            "Idempotency-Key records swept after idempotency_key_ttl_secs",
+            expired_keys.clone(),
+        );
+        let pruned_snapshots = Counter::default();
+        registry.register(
+            "snapshots_pruned",
+            "Aggregate snapshots deleted because a newer one of the aggregate exists",
+            pruned_snapshots.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            expired_keys,
+            pruned_snapshots,
             extra: Default::default(),
         }
+    }
+
+    /// Counts what a housekeeping sweep removed.
+    pub fn swept(&self, expired_keys: u64, pruned_snapshots: u64) {
+        self.expired_keys.inc_by(expired_keys);
+        self.pruned_snapshots.inc_by(pruned_snapshots);
     }
 
     /// Serves `registry`'s metrics too (e.g. the relay's, when `serve` runs one).

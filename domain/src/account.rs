@@ -215,7 +215,7 @@ impl DomainEvent for AccountEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        crate::upcast::current_version_text(&self.event_type())
     }
 }
 

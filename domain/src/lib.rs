@@ -10,6 +10,7 @@
 //!   [`projection`]: an operator's decisions about a log follower) implement
 //!   [`cqrs_es::Aggregate`]. Their stored names (aggregate `TYPE`, event types, serde tags)
 //!   are explicit string literals and never derived from Rust type names.
+//! * Every event type has a schema version and upcasters from older ones ([`upcast`]).
 //! * Every aggregate error maps to a [`Rejection`] kind through its `kind()` method.
 #![forbid(unsafe_code)]
 
@@ -29,6 +30,7 @@ pub mod projection;
 pub mod public;
 pub mod quantity;
 pub mod text;
+pub mod upcast;
 pub mod wallet;
 
 pub use currency::{Currency, CurrencyError};

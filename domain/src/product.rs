@@ -14,6 +14,29 @@ use crate::{Money, Name, NameError, Quantity, Rejection};
 /// The longest product description accepted, in characters.
 pub const MAX_DESCRIPTION_LEN: usize = 2000;
 
+/// The longest SKU accepted, in characters.
+pub const MAX_SKU_LEN: usize = 40;
+
+/// The SKU of a product created without one (and of every product created before SKUs existed:
+/// the `ProductCreated` v1 → v2 upcaster): `P-` and the product id's 32 hex digits, upper case.
+pub fn default_sku(product_id: Uuid) -> String {
+    format!("P-{}", product_id.simple()).to_uppercase()
+}
+
+/// `ProductCreated` v1 → v2: v1 had no SKU; the product gets [`default_sku`] of its id.
+pub(crate) fn product_created_v1_to_v2(
+    data: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), String> {
+    let product_id: Uuid = data
+        .get("product_id")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| id.parse().ok())
+        .ok_or("no product_id")?;
+    data.entry("sku")
+        .or_insert_with(|| default_sku(product_id).into());
+    Ok(())
+}
+
 /// Commands to a product (aggregate id: the product id).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProductCommand {
@@ -27,6 +50,9 @@ pub enum ProductCommand {
         name: String,
         /// At most 2000 characters after trimming (may be empty).
         description: String,
+        /// Stock-keeping unit: 1..=40 letters, digits, `-`, `_` or `.` after trimming;
+        /// [`default_sku`] when not given.
+        sku: Option<String>,
         /// Greater than zero.
         price: Money,
         /// Initial stock on hand (0 allowed).
@@ -68,7 +94,8 @@ pub enum ProductCommand {
     },
 }
 
-/// What happened to a product. Stored as `{"type": "<event_type>", "data": {..}}`.
+/// What happened to a product. Stored as `{"type": "<event_type>", "data": {..}}`. Schema
+/// versions ([`crate::upcast`]): `ProductCreated` is at v2 (v1 had no `sku`), the others at v1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ProductEvent {
@@ -83,6 +110,8 @@ pub enum ProductEvent {
         name: String,
         /// Trimmed description.
         description: String,
+        /// Stock-keeping unit (since v2; older events get [`default_sku`]).
+        sku: String,
         /// Price.
         price: Money,
         /// Initial stock on hand.
@@ -163,7 +192,7 @@ impl DomainEvent for ProductEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        crate::upcast::current_version_text(&self.event_type())
     }
 }
 
@@ -191,6 +220,10 @@ pub enum ProductError {
     /// [`Rejection::Unprocessable`].
     #[error("description {0}")]
     InvalidDescription(crate::TextError),
+    /// The SKU is empty, too long or holds other characters than letters, digits, `-`, `_`
+    /// and `.`. Kind: [`Rejection::Unprocessable`].
+    #[error("sku must be 1 to 40 letters, digits, '-', '_' or '.'")]
+    InvalidSku,
     /// The price is zero or negative. Kind: [`Rejection::Unprocessable`].
     #[error("price must be greater than zero")]
     NonPositivePrice,
@@ -234,6 +267,7 @@ impl ProductError {
             ProductError::InvalidName(_)
             | ProductError::DescriptionTooLong { .. }
             | ProductError::InvalidDescription(_)
+            | ProductError::InvalidSku
             | ProductError::NonPositivePrice
             | ProductError::NothingToUpdate
             | ProductError::StockOverflow
@@ -272,6 +306,7 @@ pub struct Product {
     seller: Option<Uuid>,
     name: String,
     description: String,
+    sku: String,
     price: Option<Money>,
     on_hand: u32,
     reserved: u32,
@@ -302,6 +337,11 @@ impl Product {
     /// The description.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The stock-keeping unit (empty before creation).
+    pub fn sku(&self) -> &str {
+        &self.sku
     }
 
     /// The price, once created.
@@ -409,6 +449,18 @@ fn parse_description(description: &str) -> Result<String, ProductError> {
     Ok(trimmed.to_owned())
 }
 
+fn parse_sku(sku: Option<&str>, product_id: Uuid) -> Result<String, ProductError> {
+    let Some(sku) = sku else {
+        return Ok(default_sku(product_id));
+    };
+    let sku = sku.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if sku.is_empty() || sku.len() > MAX_SKU_LEN || !sku.chars().all(allowed) {
+        return Err(ProductError::InvalidSku);
+    }
+    Ok(sku.to_owned())
+}
+
 fn check_price(price: &Money) -> Result<(), ProductError> {
     if price.is_positive() {
         Ok(())
@@ -436,6 +488,7 @@ impl Aggregate for Product {
                 seller,
                 name,
                 description,
+                sku,
                 price,
                 stock,
             } => {
@@ -444,12 +497,14 @@ impl Aggregate for Product {
                 }
                 let name = parse_name(&name)?;
                 let description = parse_description(&description)?;
+                let sku = parse_sku(sku.as_deref(), product_id)?;
                 check_price(&price)?;
                 ProductEvent::ProductCreated {
                     product_id,
                     seller,
                     name,
                     description,
+                    sku,
                     price,
                     stock,
                 }
@@ -507,6 +562,7 @@ impl Aggregate for Product {
                 seller,
                 name,
                 description,
+                sku,
                 price,
                 stock,
             } => {
@@ -514,6 +570,7 @@ impl Aggregate for Product {
                 self.seller = Some(seller);
                 self.name = name;
                 self.description = description;
+                self.sku = sku;
                 self.price = Some(price);
                 self.on_hand = stock;
             }

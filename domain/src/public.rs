@@ -27,7 +27,25 @@ pub struct PublicViewError {
     pub reason: String,
 }
 
-/// The public view of a stored `payload` of an aggregate of `aggregate_type` (`account`,
+/// The public view of a stored event as read from the store: `payload` of `event_type` stored at
+/// schema `version`, upcast ([`crate::upcast`]) and then shown as [`public_payload`]. A version
+/// newer than this binary knows has no view (an error naming both versions).
+pub fn public_view(
+    aggregate_type: &str,
+    event_type: &str,
+    version: &str,
+    payload: &Value,
+) -> Result<Value, PublicViewError> {
+    let upcast =
+        crate::upcast::upcast(event_type, version, payload).map_err(|e| PublicViewError {
+            aggregate_type: aggregate_type.to_owned(),
+            reason: e.to_string(),
+        })?;
+    public_payload(aggregate_type, &upcast)
+}
+
+/// The public view of a `payload` (in its event type's current schema) of an aggregate of
+/// `aggregate_type` (`account`,
 /// `wallet`, `product`, `order`, `policy_set`). A payload that does not decode is an error, never
 /// shown as it is: it might hold anything.
 pub fn public_payload(aggregate_type: &str, payload: &Value) -> Result<Value, PublicViewError> {

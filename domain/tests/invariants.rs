@@ -113,6 +113,7 @@ fn product_command(op: ProductOp) -> ProductCommand {
             seller: id(2),
             name: "Mug".to_owned(),
             description: String::new(),
+            sku: None,
             price: Money::new(1390, Currency::EUR),
             stock,
         },

@@ -25,6 +25,7 @@ fn create(name: &str, description: &str, price: i64, stock: u32) -> ProductComma
         seller: id(SELLER),
         name: name.to_owned(),
         description: description.to_owned(),
+        sku: None,
         price: eur(price),
         stock,
     }
@@ -36,6 +37,7 @@ fn created(stock: u32) -> ProductEvent {
         seller: id(SELLER),
         name: "Mug".to_owned(),
         description: "A mug.".to_owned(),
+        sku: domain::product::default_sku(id(PRODUCT)),
         price: eur(1390),
         stock,
     }
@@ -76,6 +78,82 @@ fn update(name: Option<&str>, description: Option<&str>, price: Option<i64>) -> 
 }
 
 // ---- Create ------------------------------------------------------------------------------
+
+fn with_sku(sku: &str) -> ProductCommand {
+    match create("Mug", "A mug.", 1390, 100) {
+        ProductCommand::Create {
+            product_id,
+            seller,
+            name,
+            description,
+            price,
+            stock,
+            ..
+        } => ProductCommand::Create {
+            product_id,
+            seller,
+            name,
+            description,
+            sku: Some(sku.to_owned()),
+            price,
+            stock,
+        },
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn given_a_sku_when_creating_a_product_then_it_is_recorded_trimmed() {
+    let mut expected = created(100);
+    if let ProductEvent::ProductCreated { sku, .. } = &mut expected {
+        *sku = "MUG-1.a_b".to_owned();
+    }
+    fixture()
+        .given_no_previous_events()
+        .when_async(with_sku(" MUG-1.a_b "))
+        .await
+        .then_expect_events(vec![expected]);
+}
+
+#[tokio::test]
+async fn given_no_sku_when_creating_a_product_then_it_gets_p_and_its_ids_hex_digits() {
+    let mut product = Product::default();
+    product.apply(created(1));
+    assert_eq!(product.sku(), "P-0000000000000000000000000000000A");
+}
+
+#[tokio::test]
+async fn given_an_empty_long_or_spaced_sku_when_creating_a_product_then_it_is_refused() {
+    let long = "X".repeat(41);
+    for sku in ["", "  ", "MUG 1", "MUG/1", long.as_str()] {
+        fixture()
+            .given_no_previous_events()
+            .when_async(with_sku(sku))
+            .await
+            .then_expect_error(ProductError::InvalidSku);
+    }
+}
+
+#[test]
+fn given_a_v1_product_created_without_sku_when_upcast_then_it_decodes_with_the_default_sku() {
+    let v1 = json!({"type": "ProductCreated", "data": {
+        "product_id": id(PRODUCT), "seller": id(SELLER), "name": "Mug", "description": "A mug.",
+        "price": {"amount": 1390, "currency": "EUR"}, "stock": 100}});
+    assert!(serde_json::from_value::<ProductEvent>(v1.clone()).is_err());
+    let v2 = domain::upcast::upcast("ProductCreated", "1", &v1).unwrap();
+    let event: ProductEvent = serde_json::from_value(v2.into_owned()).unwrap();
+    assert_eq!(event, created(100));
+}
+
+#[test]
+fn given_a_v2_product_created_when_upcast_then_its_sku_is_kept() {
+    let v2 = serde_json::to_value(created(1)).unwrap();
+    let mut stored = v2.clone();
+    stored["data"]["sku"] = json!("KEEP");
+    let upcast = domain::upcast::upcast("ProductCreated", "2", &stored).unwrap();
+    assert_eq!(upcast["data"]["sku"], json!("KEEP"));
+    assert!(domain::upcast::upcast("ProductCreated", "3", &v2).is_err());
+}
 
 #[tokio::test]
 async fn creating_a_product_records_it_trimmed() {
@@ -603,7 +681,9 @@ fn product_events_have_stable_stored_names_and_shapes() {
     ];
     for (event, name) in events {
         assert_eq!(event.event_type(), name);
-        assert_eq!(event.event_version(), "1");
+        // ProductCreated gained its SKU in v2 (domain::upcast); the others are at v1.
+        let version = if name == "ProductCreated" { "2" } else { "1" };
+        assert_eq!(event.event_version(), version);
         assert_eq!(round_trip(&event)["type"], json!(name));
     }
     assert_eq!(

@@ -152,6 +152,7 @@ fn samples() -> Vec<Any> {
             seller: id(2),
             name: "Teapot".into(),
             description: "Blue".into(),
+            sku: "TEA-1".into(),
             price: eur(1390),
             stock: 10,
         }),

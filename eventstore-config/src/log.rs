@@ -33,9 +33,11 @@ pub struct StoredEvent {
     pub version: u64,
     /// Stable event type name.
     pub event_type: String,
-    /// Event schema version.
+    /// The schema version of `payload`: the event type's current version once the reader
+    /// upcast it ([`domain::upcast`]); the stored one only if that failed (then
+    /// [`decode`](Self::decode) and [`upcast`](Self::upcast) report why).
     pub event_version: String,
-    /// The event as stored.
+    /// The event in its type's current schema (upcast from the stored one when older).
     pub payload: Value,
     /// Who, why and in which request.
     pub metadata: EventMetadata,
@@ -52,9 +54,36 @@ impl StoredEvent {
         }
     }
 
-    /// Decodes the payload into the aggregate's event type.
+    /// The payload in its event type's current schema: the one call of [`domain::upcast::upcast`]
+    /// for events read from the store (borrowed as it is once the reader upcast it). An event
+    /// of a schema version newer than this binary knows is [`ReadError::Upcast`].
+    pub fn upcast(&self) -> Result<std::borrow::Cow<'_, Value>, ReadError> {
+        domain::upcast::upcast(&self.event_type, &self.event_version, &self.payload).map_err(
+            |source| ReadError::Upcast {
+                position: self.position,
+                aggregate_type: self.aggregate_type.clone(),
+                aggregate_id: self.aggregate_id.clone(),
+                version: self.version,
+                source,
+            },
+        )
+    }
+
+    /// The event's public JSON view ([`domain::public::public_view`]): upcast, without secrets.
+    /// An event of a schema version this binary does not know has none (an error naming both
+    /// versions), so it is never shown by guesswork.
+    pub fn public_view(&self) -> Result<Value, domain::public::PublicViewError> {
+        domain::public::public_view(
+            &self.aggregate_type,
+            &self.event_type,
+            &self.event_version,
+            &self.payload,
+        )
+    }
+
+    /// Decodes the payload (upcast, see [`upcast`](Self::upcast)) into the aggregate's event type.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, ReadError> {
-        serde_json::from_value(self.payload.clone()).map_err(|e| ReadError::Corrupt {
+        E::deserialize(&*self.upcast()?).map_err(|e| ReadError::Corrupt {
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id.clone(),
             version: self.version,
@@ -96,7 +125,7 @@ struct EventRow {
 }
 
 impl EventRow {
-    /// The stored event this row holds: the one place where a stored payload becomes an event.
+    /// The stored event this row holds (as stored: [`fetch_events`] opens and upcasts it).
     fn into_event(self) -> Result<StoredEvent, sqlx::Error> {
         let transaction_id =
             self.transaction_id_text
@@ -134,7 +163,22 @@ async fn fetch_events<'a>(
         .map(EventRow::into_event)
         .collect::<Result<Vec<_>, _>>()?;
     open_events(on, &mut events).await?;
+    events.iter_mut().for_each(upcast_in_place);
     Ok(events)
+}
+
+/// Brings an opened stored event to its type's current schema ([`domain::upcast`]): the one
+/// place where a stored payload becomes an event of this binary's shape. An event this binary
+/// cannot upcast keeps its stored version and payload, so that the reader that decodes it (a
+/// projector, a fold) fails on it alone with [`ReadError::Upcast`] while the events around it
+/// still read.
+fn upcast_in_place(event: &mut StoredEvent) {
+    if let Ok(std::borrow::Cow::Owned(upcast)) =
+        domain::upcast::upcast(&event.event_type, &event.event_version, &event.payload)
+    {
+        event.payload = upcast;
+        event.event_version = domain::upcast::current_version_text(&event.event_type);
+    }
 }
 
 /// [`Store::read_after`] on SQLite through `on` — also a connection inside a transaction: a

@@ -21,4 +21,22 @@ pub enum ReadError {
         /// The decoder's message.
         reason: String,
     },
+    /// A stored event's schema version is one this binary cannot upcast (stored by a newer
+    /// eventshop, or unreadable): never decoded by guesswork.
+    #[error(
+        "stored event at position {position} ({aggregate_type}/{aggregate_id} version {version}) \
+         cannot be read: {source}"
+    )]
+    Upcast {
+        /// Its global position.
+        position: i64,
+        /// Aggregate type of the event.
+        aggregate_type: String,
+        /// Aggregate id of the event.
+        aggregate_id: String,
+        /// Its version (sequence).
+        version: u64,
+        /// Why (event type and both schema versions).
+        source: domain::upcast::UpcastError,
+    },
 }

@@ -36,6 +36,9 @@ const SETTING_KEYS: &[&str] = &[
     "nats_url",
     "nats_stream",
     "nats_duplicate_window_secs",
+    // Housekeeping.
+    "idempotency_key_ttl_secs",
+    "housekeeping_interval_secs",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -93,6 +96,12 @@ pub struct Settings {
     /// The stream's duplicate window in seconds, used when the relay creates it: a republished
     /// event (same `Nats-Msg-Id`) within the window is dropped by the server.
     pub nats_duplicate_window_secs: u64,
+    /// Seconds an `Idempotency-Key` record is kept; older ones are swept and the key may be used
+    /// again as new.
+    pub idempotency_key_ttl_secs: u64,
+    /// Seconds between housekeeping sweeps (expired idempotency keys, superseded snapshots) in
+    /// `serve` and `command-api` (0: no sweeps).
+    pub housekeeping_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -120,6 +129,8 @@ impl Default for Settings {
             nats_url: None,
             nats_stream: "EVENTSHOP".to_string(),
             nats_duplicate_window_secs: 600,
+            idempotency_key_ttl_secs: 24 * 3600,
+            housekeeping_interval_secs: 300,
         }
     }
 }
@@ -202,6 +213,21 @@ mod tests {
             assert_eq!(settings.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
             assert_eq!(settings.nats_stream, "SHOP");
             assert_eq!(settings.nats_duplicate_window_secs, 60);
+            Ok(())
+        });
+    }
+    #[test]
+    fn given_eventshop_housekeeping_variables_when_loaded_then_they_replace_the_24_hour_default() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let defaults: Settings = Settings::figment(None).extract()?;
+            assert_eq!(defaults.idempotency_key_ttl_secs, 86_400);
+            assert_eq!(defaults.housekeeping_interval_secs, 300);
+            jail.set_env("EVENTSHOP_IDEMPOTENCY_KEY_TTL_SECS", "3600");
+            jail.set_env("EVENTSHOP_HOUSEKEEPING_INTERVAL_SECS", "0");
+            let settings: Settings = Settings::figment(None).extract()?;
+            assert_eq!(settings.idempotency_key_ttl_secs, 3600);
+            assert_eq!(settings.housekeeping_interval_secs, 0);
             Ok(())
         });
     }

@@ -45,3 +45,14 @@ pub fn forget(aggregate_type: &str, id: &str) -> Sql {
         .arg(aggregate_type)
         .arg(id)
 }
+
+/// Deletes every snapshot older than its aggregate's newest (housekeeping): a command loads
+/// from the newest; an older version's temporal load folds from the start instead.
+pub fn prune_superseded() -> Sql {
+    Sql::new(
+        "DELETE FROM aggregate_snapshots \
+          WHERE version < (SELECT MAX(newer.version) FROM aggregate_snapshots newer \
+                            WHERE newer.aggregate_type = aggregate_snapshots.aggregate_type \
+                              AND newer.aggregate_id = aggregate_snapshots.aggregate_id)",
+    )
+}

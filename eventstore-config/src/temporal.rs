@@ -165,6 +165,13 @@ impl Store {
             .await
     }
 
+    /// Deletes every snapshot older than its aggregate's newest (housekeeping); answers how
+    /// many. A command loads from the newest; a temporal load of an older version folds from
+    /// the aggregate's first event instead.
+    pub async fn prune_snapshots(&self) -> Result<u64, ReadError> {
+        Ok(crate::snapshots::prune_superseded().execute(self).await?)
+    }
+
     /// Stores an already serialized snapshot.
     pub(crate) async fn save_snapshot_json(
         &self,

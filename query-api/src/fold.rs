@@ -64,6 +64,7 @@ pub(crate) async fn product(store: &Store, id: &str, version: u64) -> Result<Opt
         seller_id: seller.to_string().into(),
         name: s.name().to_owned(),
         description: s.description().to_owned(),
+        sku: s.sku().to_owned(),
         price: price.into(),
         stock_on_hand: i64::from(s.stock_on_hand()),
         stock_reserved: i64::from(s.stock_reserved()),

@@ -29,6 +29,14 @@ pub const MAX_HISTORY_PAGE: i32 = 1000;
 pub(crate) enum HistoryError {
     #[error("reading the event log failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// Stored at a schema version this binary cannot upcast (told to the caller: nothing
+    /// of the payload is in the message).
+    #[error("event at position {position} (version {version}) cannot be read: {source}")]
+    Unreadable {
+        position: i64,
+        version: i64,
+        source: domain::upcast::UpcastError,
+    },
     #[error("event {position} ({aggregate_type}/{aggregate_id} v{version}) has no public view: {source}")]
     Undecodable {
         position: i64,
@@ -46,6 +54,7 @@ struct EventRow {
     aggregate_id: String,
     sequence: i64,
     event_type: String,
+    event_version: String,
     payload: Value,
     metadata: Value,
     recorded_at: DateTime<Utc>,
@@ -143,6 +152,7 @@ pub(crate) fn stored_record(
         aggregate_id: event.aggregate_id.clone(),
         sequence: event.version as i64,
         event_type: event.event_type.clone(),
+        event_version: event.event_version.clone(),
         payload: event.payload.clone(),
         metadata,
         recorded_at: event.recorded_at,
@@ -176,10 +186,17 @@ pub(crate) async fn page(
         .collect()
 }
 
-/// The public record of one stored event.
+/// The public record of one stored event, upcast to its type's current schema (an event of a
+/// schema version this binary does not know is reported, never shown as stored).
 fn record(row: EventRow) -> Result<EventRecord, HistoryError> {
+    let upcast = domain::upcast::upcast(&row.event_type, &row.event_version, &row.payload)
+        .map_err(|source| HistoryError::Unreadable {
+            position: row.global_position,
+            version: row.sequence,
+            source,
+        })?;
     let payload =
-        domain::public::public_payload(&row.aggregate_type, &row.payload).map_err(|source| {
+        domain::public::public_payload(&row.aggregate_type, &upcast).map_err(|source| {
             HistoryError::Undecodable {
                 position: row.global_position,
                 aggregate_type: row.aggregate_type.clone(),

@@ -427,7 +427,14 @@ impl Query {
         }
         history::page(&data.store, kind, &id, after_version, limit, &visibility)
             .await
-            .or_internal()
+            .map_err(|e| match e {
+                // Not the caller's mistake, but worth saying which event and why.
+                e @ history::HistoryError::Unreadable { .. } => {
+                    tracing::error!(error = %e, "history has an unreadable event");
+                    crate::error::error(crate::error::Code::Internal, e.to_string())
+                }
+                other => crate::error::internal(other),
+            })
     }
 
     /// Who did what when, in log order (cursor: the global position). Callers may audit

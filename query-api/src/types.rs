@@ -214,6 +214,8 @@ pub struct Product {
     pub name: String,
     /// Description.
     pub description: String,
+    /// Stock-keeping unit (products created before SKUs existed: `P-` and the id's hex digits).
+    pub sku: String,
     /// Price per item.
     pub price: Money,
     /// Items in the warehouse.
@@ -233,6 +235,7 @@ impl From<ProductRecord> for Product {
             seller_id: r.seller.into(),
             name: r.name,
             description: r.description,
+            sku: r.sku,
             price: Money::new(r.price_amount, &r.price_currency),
             stock_on_hand: r.stock_on_hand,
             stock_reserved: r.stock_reserved,

@@ -439,9 +439,12 @@ impl<M: Model> Projection for Projector<M> {
     }
 }
 
-/// Decodes an event's payload into its aggregate's event type without copying it.
+/// Decodes an event's payload (upcast: [`StoredEvent::upcast`], a borrow when the log reader
+/// upcast it already) into its aggregate's event type without copying it. An event of a schema
+/// version this binary does not know fails (and is parked by the runner).
 pub fn decode<E: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<E, ApplyError> {
-    E::deserialize(&event.payload).map_err(|e| {
+    let payload = event.upcast().map_err(|e| ApplyError(e.to_string()))?;
+    E::deserialize(&*payload).map_err(|e| {
         ApplyError(format!(
             "stored event {}/{} version {} does not decode: {e}",
             event.aggregate_type, event.aggregate_id, event.version

@@ -21,6 +21,7 @@ pub struct ProductRow {
     price_currency: String,
     on_hand: i64,
     reserved: i64,
+    sku: String,
 }
 
 static TABLE: TableDef = TableDef {
@@ -35,6 +36,7 @@ static TABLE: TableDef = TableDef {
         col("stock_on_hand", Kind::Int),
         col("stock_reserved", Kind::Int),
         col("stock_available", Kind::Int),
+        col("sku", Kind::Text),
     ],
     history: true,
 };
@@ -61,6 +63,7 @@ impl Model for Products {
             seller,
             name,
             description,
+            sku,
             price,
             stock,
         } = decoded
@@ -74,6 +77,7 @@ impl Model for Products {
                 price_currency: price.currency.code().to_string(),
                 on_hand: i64::from(stock),
                 reserved: 0,
+                sku,
             }));
         }
         let mut row = state
@@ -124,6 +128,7 @@ impl Model for Products {
             Val::Int(s.on_hand),
             Val::Int(s.reserved),
             Val::Int(s.on_hand - s.reserved),
+            Val::Text(s.sku.clone()),
         ]
     }
 
@@ -137,6 +142,7 @@ impl Model for Products {
             price_currency: model::text(v, 5)?,
             on_hand: model::int(v, 6)?,
             reserved: model::int(v, 7)?,
+            sku: model::text(v, 9)?,
         })
     }
 }
@@ -162,6 +168,8 @@ pub struct ProductRecord {
     pub stock_reserved: i64,
     /// On hand minus reserved.
     pub stock_available: i64,
+    /// Stock-keeping unit.
+    pub sku: String,
     /// The product aggregate's version.
     pub version: i64,
 }
@@ -169,7 +177,7 @@ pub struct ProductRecord {
 crate::select::plain_record!(ProductRecord);
 
 const SELECT: &str = "SELECT id, seller, name, description, price_amount, price_currency, \
-     stock_on_hand, stock_reserved, stock_available, version FROM rm_products WHERE 1 = 1";
+     stock_on_hand, stock_reserved, stock_available, sku, version FROM rm_products WHERE 1 = 1";
 
 /// A product list's filter.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -96,16 +96,15 @@ fn header_value(text: &str) -> String {
 
 /// The JetStream message for `event`: subject, `Nats-Msg-Id`, headers and the public JSON body.
 pub fn build(event: &StoredEvent) -> Result<(String, Publish), NoPublicView> {
-    let body =
-        domain::public::public_payload(&event.aggregate_type, &event.payload).map_err(|error| {
-            NoPublicView {
-                position: event.position,
-                aggregate_type: event.aggregate_type.clone(),
-                aggregate_id: event.aggregate_id.clone(),
-                version: event.version,
-                reason: error.to_string(),
-            }
-        })?;
+    // The log reader upcast the payload; an event of a schema version this binary does not know
+    // has no public view (the relay stops at it instead of publishing a guess).
+    let body = event.public_view().map_err(|error| NoPublicView {
+        position: event.position,
+        aggregate_type: event.aggregate_type.clone(),
+        aggregate_id: event.aggregate_id.clone(),
+        version: event.version,
+        reason: error.to_string(),
+    })?;
     let body = serde_json::to_vec(&body).map_err(|error| NoPublicView {
         position: event.position,
         aggregate_type: event.aggregate_type.clone(),
@@ -168,5 +167,34 @@ mod tests {
     #[test]
     fn given_control_characters_when_made_a_header_value_then_they_are_replaced() {
         assert_eq!(header_value("a\r\nb"), "a??b");
+    }
+
+    fn stock_added(event_version: &str) -> StoredEvent {
+        StoredEvent {
+            position: 7,
+            transaction_id: 0,
+            aggregate_type: "product".into(),
+            aggregate_id: "p".into(),
+            version: 2,
+            event_type: "StockAdded".into(),
+            event_version: event_version.into(),
+            payload: serde_json::json!({"type": "StockAdded", "data": {"quantity": 5}}),
+            metadata: Default::default(),
+            recorded_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn given_an_event_of_a_schema_version_newer_than_known_when_built_then_nothing_is_published() {
+        assert!(build(&stock_added("1")).is_ok());
+        let refused = build(&stock_added("2")).expect_err("no message");
+        assert_eq!(refused.position, 7);
+        assert!(
+            refused
+                .reason
+                .contains("schema version 2, newer than this binary knows (1)"),
+            "{}",
+            refused.reason
+        );
     }
 }

@@ -214,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
                 seller: seller_id,
                 name: format!("Product {i}"),
                 description: "Benchmark".into(),
+                sku: None,
                 price: Money::new(100 + i as i64, Currency::EUR),
                 stock: 1_000_000,
             },

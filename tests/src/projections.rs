@@ -101,6 +101,7 @@ pub async fn create_product(bus: &CommandBus, seller: Uuid, stock: u32) -> Uuid 
             seller,
             name: "Lamp".into(),
             description: "A lamp".into(),
+            sku: None,
             price: eur(1390),
             stock,
         },

@@ -361,6 +361,7 @@ async fn registrations_and_orders_killed_mid_way_are_never_half_done(test: TestS
         application::products::NewProduct {
             name: "Teapot".into(),
             description: String::new(),
+            sku: None,
             price: eur(100),
             stock: 1_000_000,
         },

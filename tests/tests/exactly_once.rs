@@ -89,6 +89,7 @@ async fn every_keyed_command_runs_exactly_once_across_three_sigkills(test: TestS
         application::products::NewProduct {
             name: "Kettle".into(),
             description: String::new(),
+            sku: None,
             price: Money::new(100, Currency::EUR),
             stock: 1_000_000,
         },

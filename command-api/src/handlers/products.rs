@@ -31,6 +31,15 @@ pub struct CreateProductRequest {
     #[serde(default)]
     #[schema(max_length = 2000)]
     pub description: String,
+    /// Stock-keeping unit: 1 to 40 letters, digits, `-`, `_` or `.`. Without one the product
+    /// gets `P-` and its id's 32 hex digits in upper case.
+    #[serde(default)]
+    #[schema(
+        example = "TEA-POT-1",
+        max_length = 40,
+        pattern = r"^\s*[A-Za-z0-9._-]{1,40}\s*$"
+    )]
+    pub sku: Option<String>,
     /// Unit price in minor units, greater than zero.
     #[schema(example = 1390, minimum = 1)]
     pub price: i64,
@@ -74,6 +83,7 @@ pub async fn create(
         products::NewProduct {
             name: request.name,
             description: request.description,
+            sku: request.sku,
             price: Money::new(request.price, request.currency),
             stock: request.stock,
         },
