@@ -9,11 +9,11 @@
 use chrono::{DateTime, Utc};
 use eventstore_config::{Executor, Sql, Store, StoredEvent};
 
-pub(crate) use eventstore_config::followers::{
-    clear_owner, extend_lease, lease_alive, record_owner, take_lease,
-};
 pub use eventstore_config::followers::{
     built_version, record_built_version, set_state, status_row, StatusRow,
+};
+pub(crate) use eventstore_config::followers::{
+    clear_owner, extend_lease, lease_alive, record_owner, take_lease,
 };
 
 /// Parks `event` for `projection` with its error (`attempts` are added to earlier ones);
