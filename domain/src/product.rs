@@ -453,7 +453,6 @@ fn parse_sku(sku: Option<&str>, product_id: Uuid) -> Result<String, ProductError
     let Some(sku) = sku else {
         return Ok(default_sku(product_id));
     };
-    let sku = sku.trim();
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if sku.is_empty() || sku.len() > MAX_SKU_LEN || !sku.chars().all(allowed) {
         return Err(ProductError::InvalidSku);

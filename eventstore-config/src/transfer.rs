@@ -3,14 +3,19 @@
 //!
 //! **The file.** One JSON object per line, each with one key naming its kind:
 //! ```text
-//! {"header":{"format":"eventshop-log","version":1,"store":"SQLite","after":0,"exported_at":"…"}}
+//! {"header":{"format":"eventshop-log","version":1,"form":"full","store":"SQLite","after":0,"exported_at":"…"}}
 //! {"event":{"position":17,"aggregate_type":"wallet","aggregate_id":"…","version":3,
 //!           "event_type":"FundsDeposited","event_version":"1","payload":{…},"metadata":{…},
 //!           "recorded_at":"…"}}                       … one per event, in commit-safe order
 //! {"key":{"account_id":"…","key":"…"}}             … one per account with a personal-data key
 //! {"end":{"events":20000,"keys":120}}
 //! ```
-//! Payloads are exported **as stored**: personal fields stay sealed (`"pd1:…"`), and the keys
+//! **Two forms.** The default export (`eventshop events export`) is the **public** form: each
+//! payload is the event's public view (`domain::public`, upcast, personal fields opened or
+//! `"[erased]"`), with no password hash, no token id and no key lines. It is for reading and
+//! for other tools, and cannot be restored. The **full** form (`events export --full`) is a
+//! backup, the one import takes:
+//! payloads are exported **as stored**: personal fields stay sealed (`"pd1:…"`), and the keys
 //! that open them follow the events, one line per account that still has one. An erased
 //! account has no key, so its fields stay unreadable in the target too: erasure survives a
 //! move. The file therefore holds what the database holds (keys and password hashes): treat
@@ -70,6 +75,16 @@ pub enum Line {
     End(End),
 }
 
+/// Which form an export has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    /// Public views only (no secrets, no keys): for reading; cannot be imported.
+    Public,
+    /// The stored form with the personal-data keys: a backup that import restores.
+    Full,
+}
+
 /// The first line of an export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -77,6 +92,8 @@ pub struct Header {
     pub format: String,
     /// The format's version ([`FORMAT_VERSION`]).
     pub version: u32,
+    /// Public or full.
+    pub form: Form,
     /// The source store (`PostgreSQL` or `SQLite`).
     pub store: String,
     /// The position the export started after (0: the whole log).
@@ -156,6 +173,14 @@ pub enum TransferError {
     /// Reading the input or writing the output failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An event has no public view (a public export stops before it).
+    #[error("the event at position {position} has no public view: {reason}")]
+    NoPublicView {
+        /// Its global position.
+        position: i64,
+        /// Why.
+        reason: String,
+    },
     /// The store failed.
     #[error("the store failed: {0}")]
     Store(#[from] sqlx::Error),
@@ -173,10 +198,11 @@ pub struct Exported {
     pub keys: u64,
 }
 
-/// Writes the log after global position `after` (0: all of it) to `out` as JSON lines, in
-/// commit-safe order, up to the head the store had when the export started. `progress` is
-/// called after every batch with the number of events written so far.
-pub async fn export(
+/// Writes the log after global position `after` (0: all of it) to `out` as JSON lines in the
+/// **full** form (stored payloads and the keys: a backup [`import`] restores), in commit-safe
+/// order, up to the head the store had when the export started. `progress` is called after
+/// every batch with the number of events written so far.
+pub async fn export_full(
     store: &Store,
     after: i64,
     out: &mut impl Write,
@@ -189,6 +215,7 @@ pub async fn export(
         &Line::Header(Header {
             format: FORMAT.to_owned(),
             version: FORMAT_VERSION,
+            form: Form::Full,
             store: store.kind_name().to_owned(),
             after: after.max(0),
             exported_at: Utc::now(),
@@ -239,6 +266,75 @@ pub async fn export(
     write_line(out, &Line::End(End { events, keys }))?;
     out.flush()?;
     Ok(Exported { events, keys })
+}
+
+/// Writes the log after global position `after` (0: all of it) to `out` as JSON lines in the
+/// **public** form: every payload is the event's public view (upcast; personal fields opened,
+/// or `"[erased]"`), with no password hash, no token id and no keys. Read in commit-safe order
+/// up to the head the store had when the export started. It cannot be imported.
+pub async fn export_public(
+    store: &Store,
+    after: i64,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> Result<Exported, TransferError> {
+    let head = store.head_position().await?;
+    let mut checkpoint = store.checkpoint_at(after.max(0)).await?;
+    write_line(
+        out,
+        &Line::Header(Header {
+            format: FORMAT.to_owned(),
+            version: FORMAT_VERSION,
+            form: Form::Public,
+            store: store.kind_name().to_owned(),
+            after: after.max(0),
+            exported_at: Utc::now(),
+        }),
+    )?;
+    let mut events = 0u64;
+    let mut highest = after.max(0);
+    let patience = Instant::now() + HEAD_PATIENCE;
+    loop {
+        let batch = store.read_after(checkpoint, EXPORT_BATCH).await?;
+        let full = batch.len() == EXPORT_BATCH as usize;
+        for event in batch {
+            checkpoint = event.checkpoint();
+            highest = highest.max(event.position);
+            let payload = event
+                .public_view()
+                .map_err(|e| TransferError::NoPublicView {
+                    position: event.position,
+                    reason: e.to_string(),
+                })?;
+            let line = Line::Event(ExportedEvent {
+                position: event.position,
+                aggregate_type: event.aggregate_type.clone(),
+                aggregate_id: event.aggregate_id.clone(),
+                version: event.version,
+                event_type: event.event_type.clone(),
+                event_version: domain::upcast::current_version_text(&event.event_type),
+                payload,
+                metadata: serde_json::to_value(&event.metadata).map_err(std::io::Error::from)?,
+                recorded_at: event.recorded_at,
+            });
+            write_line(out, &line)?;
+            events += 1;
+        }
+        progress(events);
+        if full {
+            continue;
+        }
+        if highest >= head {
+            break;
+        }
+        if Instant::now() >= patience {
+            return Err(TransferError::HeadNotReadable(head, HEAD_PATIENCE));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    write_line(out, &Line::End(End { events, keys: 0 }))?;
+    out.flush()?;
+    Ok(Exported { events, keys: 0 })
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<(), TransferError> {
@@ -441,6 +537,13 @@ fn check_header(header: &Header) -> Result<(), String> {
             header.version
         ));
     }
+    if header.form != Form::Full {
+        return Err(
+            "a public export (no stored payloads, no keys) cannot be restored: make a backup \
+             with `eventshop events export --full`"
+                .to_owned(),
+        );
+    }
     if header.after != 0 {
         return Err(format!(
             "a partial export (after position {}) cannot be imported into an empty store",
@@ -565,10 +668,11 @@ mod tests {
     }
 
     #[test]
-    fn given_a_partial_or_foreign_header_when_checked_then_it_is_refused() {
+    fn given_a_partial_public_or_foreign_header_when_checked_then_it_is_refused() {
         let header = Header {
             format: FORMAT.to_owned(),
             version: FORMAT_VERSION,
+            form: Form::Full,
             store: "SQLite".to_owned(),
             after: 0,
             exported_at: Utc::now(),
@@ -581,6 +685,11 @@ mod tests {
         assert!(check_header(&partial)
             .unwrap_err()
             .contains("partial export"));
+        let public = Header {
+            form: Form::Public,
+            ..header.clone()
+        };
+        assert!(check_header(&public).unwrap_err().contains("export --full"));
         let newer = Header {
             version: FORMAT_VERSION + 1,
             ..header.clone()

@@ -28,18 +28,24 @@ pub enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write the whole log (or the events after a position) to stdout as JSON lines, with
-    /// everything needed to restore it: `eventshop events export > log.jsonl`. Personal fields
-    /// stay sealed and their keys are included (erased accounts have none): keep the file as
-    /// safe as a database dump.
+    /// Write the whole log (or the events after a position) to stdout as JSON lines. By
+    /// default each payload is the event's public view (no password hashes, token ids or
+    /// keys). With --full: a backup that `events import` restores (`eventshop events export
+    /// --full > log.jsonl`): payloads as stored, personal fields sealed, with their keys
+    /// (erased accounts have none); keep that file as safe as a database dump.
     Export {
         /// Only the events after this global position (0: the whole log; a partial export
         /// cannot be imported).
         #[arg(long, default_value_t = 0, value_name = "POSITION")]
         after: i64,
+        /// The full, restorable form (stored payloads, password hashes and personal-data
+        /// keys) instead of the public views.
+        #[arg(long)]
+        full: bool,
     },
-    /// Load an export from stdin into this EMPTY store (either kind) in one transaction, then
-    /// rebuild every read model: `eventshop events import < log.jsonl`. A broken file or a
+    /// Load a full export (`events export --full`) from stdin into this EMPTY store (either
+    /// kind) in one transaction, then rebuild every read model: `eventshop events import <
+    /// log.jsonl`. A broken file or a
     /// store that already holds events is refused, and nothing changes.
     Import {
         /// Events per transaction of the read-model rebuild that follows.
@@ -61,20 +67,24 @@ pub async fn run(store: &Store, command: EventsCommand) -> anyhow::Result<()> {
             limit,
             json,
         } => tail(store, follow, after, limit, json).await,
-        EventsCommand::Export { after } => export(store, after).await,
+        EventsCommand::Export { after, full } => export(store, after, full).await,
         EventsCommand::Import { batch } => import(store, batch).await,
     }
 }
 
-async fn export(store: &Store, after: i64) -> anyhow::Result<()> {
+async fn export(store: &Store, after: i64, full: bool) -> anyhow::Result<()> {
     anyhow::ensure!(after >= 0, "--after must be 0 or a positive position");
     let bar = progress_bar("{bar:40} {pos}/{len} events  {per_sec}  ETA {eta}");
     bar.set_length(transfer::estimate(store, after).await.context("export")?);
     let started = Instant::now();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    let exported = transfer::export(store, after, &mut out, |n| bar.set_position(n))
-        .await
-        .context("export")?;
+    let progress = |n| bar.set_position(n);
+    let exported = if full {
+        transfer::export_full(store, after, &mut out, progress).await
+    } else {
+        transfer::export_public(store, after, &mut out, progress).await
+    }
+    .context("export")?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
@@ -191,10 +201,11 @@ async fn tail(
     }
 }
 
-/// The event's public view (`domain::public`): no password hash, no token id. A payload that does
-/// not decode is never printed as stored: it shows as `null`, and the reason goes to the log.
+/// The event's public view (`domain::public`, upcast): no password hash, no token id. A payload
+/// that does not decode (or is of a schema version this binary does not know) is never printed
+/// as stored: it shows as `null`, and the reason goes to the log.
 pub(crate) fn public_payload(event: &StoredEvent) -> serde_json::Value {
-    domain::public::public_payload(&event.aggregate_type, &event.payload).unwrap_or_else(|error| {
+    event.public_view().unwrap_or_else(|error| {
         tracing::warn!(position = event.position, %error, "event payload has no public view");
         serde_json::Value::Null
     })

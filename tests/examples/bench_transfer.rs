@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let wallet = register(&bus, "bench.seed@example.com", Role::Customer).await;
     deposit(&bus, wallet, 1_000).await;
     let mut exported = Vec::new();
-    transfer::export(&seed.store, 0, &mut exported, |_| {}).await?;
+    transfer::export_full(&seed.store, 0, &mut exported, |_| {}).await?;
     let file = grow(&exported, n)?;
     drop(seed);
 
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut out = std::io::sink();
     let mut writer = std::io::BufWriter::new(&mut out);
-    let done = transfer::export(&target.store, 0, &mut writer, |_| {}).await?;
+    let done = transfer::export_full(&target.store, 0, &mut writer, |_| {}).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "export: {} events in {secs:.1} s = {:.0} events/s",

@@ -51,7 +51,44 @@ async fn given_a_log_when_exported_and_imported_by_the_binary_then_the_other_sto
         .await
         .unwrap();
 
-    let (ok, file, stderr) = events(&source, &["export"], b"");
+    // The default export is the public form: every event, but no secret and nothing sealed,
+    // and it cannot be restored.
+    let (ok, public, stderr) = events(&source, &["export"], b"");
+    assert!(ok, "{stderr}");
+    let public_text = String::from_utf8(public.clone()).unwrap();
+    assert!(public_text.contains("\"form\":\"public\""), "{public_text}");
+    assert_eq!(
+        public_text
+            .lines()
+            .filter(|l| l.starts_with("{\"event\":"))
+            .count() as i64,
+        count,
+        "every event in the public export"
+    );
+    for secret in [
+        "$argon2",
+        "password_hash",
+        "pd1:",
+        "{\"key\":",
+        "\"jti\"",
+        "\"family\"",
+    ] {
+        assert!(
+            !public_text.contains(secret),
+            "the public export shows {secret}"
+        );
+    }
+    assert!(
+        public_text.contains("@example.com"),
+        "opened e-mails are public views"
+    );
+    let (ok, _, stderr) = events(&other, &["import"], &public);
+    assert!(!ok);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("events export --full"), "{stderr}");
+    assert_eq!(other.store.head_position().await.unwrap(), 0);
+
+    let (ok, file, stderr) = events(&source, &["export", "--full"], b"");
     assert!(ok, "{stderr}");
     let text = String::from_utf8(file.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();

@@ -139,7 +139,7 @@ fn unique(prefix: &str) -> String {
 
 async fn export(store: &Store) -> Vec<u8> {
     let mut file = Vec::new();
-    transfer::export(store, 0, &mut file, |_| {})
+    transfer::export_full(store, 0, &mut file, |_| {})
         .await
         .expect("export");
     file
@@ -479,7 +479,7 @@ async fn given_a_cut_corrupted_or_gapped_file_when_imported_then_the_line_is_nam
 
     // A partial export holds only the events after its position, and is no import.
     let mut partial = Vec::new();
-    transfer::export(&source.store, 5, &mut partial, |_| {})
+    transfer::export_full(&source.store, 5, &mut partial, |_| {})
         .await
         .expect("export after 5");
     let later = all

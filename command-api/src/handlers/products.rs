@@ -31,13 +31,14 @@ pub struct CreateProductRequest {
     #[serde(default)]
     #[schema(max_length = 2000)]
     pub description: String,
-    /// Stock-keeping unit: 1 to 40 letters, digits, `-`, `_` or `.`. Without one the product
+    /// Stock-keeping unit: 1 to 40 letters, digits, `-`, `_` or `.` (nothing else, blanks
+    /// included: it is not trimmed). Without one the product
     /// gets `P-` and its id's 32 hex digits in upper case.
     #[serde(default)]
     #[schema(
         example = "TEA-POT-1",
         max_length = 40,
-        pattern = r"^\s*[A-Za-z0-9._-]{1,40}\s*$"
+        pattern = r"^[A-Za-z0-9._-]{1,40}$"
     )]
     pub sku: Option<String>,
     /// Unit price in minor units, greater than zero.
