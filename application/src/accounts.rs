@@ -201,7 +201,7 @@ pub async fn erase_account(
 }
 
 /// Erases account `account_id` (right to erasure): refuses an unknown account
-/// ([`AccountError::NotRegistered`]) without changing anything, then [`forget`](eventstore_config::personal::forget)s its personal
+/// ([`AccountError::NotRegistered`]) without changing anything, then [`forget`](eventstore_config::erasure::forget)s its personal
 /// data and appends `AccountErased` (nothing when it was erased already: a repeated erasure
 /// succeeds and changes nothing, so an interrupted one is finished by running it again).
 pub async fn erase(
@@ -214,7 +214,7 @@ pub async fn erase(
     if !current.state.is_registered() {
         return Err(CommandError::Rejected(AccountError::NotRegistered));
     }
-    eventstore_config::personal::forget(bus.store(), account_id)
+    eventstore_config::erasure::forget(bus.store(), account_id)
         .await
         .map_err(|e| CommandError::Infrastructure(Box::new(e)))?;
     bus.execute::<Account>(

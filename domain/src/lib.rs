@@ -29,6 +29,7 @@ pub mod product;
 pub mod projection;
 pub mod public;
 pub mod quantity;
+pub mod sku;
 pub mod text;
 pub mod upcast;
 pub mod wallet;

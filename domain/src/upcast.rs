@@ -4,8 +4,9 @@
 //! rewritten: readers upcast as they decode (eventstore-config's log reader, the one place a
 //! stored row becomes an event, calls [`upcast`]).
 //!
-//! Adding a version: write `fn x_v2_to_v3(data: &mut Map) -> Result<(), String>` next to the
-//! event, add a [`Step`] with `from: 2` to [`STEPS`], and the type's [`current_version`] becomes
+//! Adding a version: write `fn x_v2_to_v3(data: &mut Map) -> Result<(), String>` (in a module of
+//! its own, like [`crate::sku`], which this module may use), add a [`Step`] with `from: 2` to
+//! [`STEPS`], and the type's [`current_version`] becomes
 //! 3 — so new events are written at v3 and every older one passes through every later step.
 //!
 //! An event stored at a version newer than this binary knows is an error
@@ -29,7 +30,7 @@ pub struct Step {
 pub const STEPS: &[Step] = &[Step {
     event_type: "ProductCreated",
     from: 1,
-    upcast: crate::product::product_created_v1_to_v2,
+    upcast: crate::sku::product_created_v1_to_v2,
 }];
 
 /// Why a stored event could not be brought to the current schema.

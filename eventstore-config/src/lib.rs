@@ -48,6 +48,7 @@
 
 pub mod command_bus;
 pub mod email_registry;
+pub mod erasure;
 pub mod followers;
 pub mod log;
 pub mod metadata;

@@ -36,7 +36,7 @@ pub use domain::email::ERASED;
 pub const SEALED_PREFIX: &str = "pd1:";
 
 /// The aggregate type whose events carry personal data; its id is the key's owner.
-const PERSONAL_AGGREGATE: &str = "account";
+pub(crate) const PERSONAL_AGGREGATE: &str = "account";
 
 /// Bytes of an AES-GCM nonce.
 const NONCE_LEN: usize = 12;
@@ -396,39 +396,21 @@ pub async fn open_snapshot(
     })
 }
 
-/// Deletes what holds or unlocks the personal data of `account_id`, in one transaction: its
-/// personal-data key (its sealed fields read "[erased]" from then on), its e-mail claim (the
-/// address can register again), its snapshots (folded states with plaintext), and, in its
-/// events written before sealing existed, the plaintext personal fields (replaced by
-/// "[erased]": the one change ever made to stored events).
-pub async fn forget(store: &Store, account_id: &str) -> Result<(), sqlx::Error> {
-    let mut tx = store.begin().await?;
+/// Deletes `account_id`'s personal-data key (its sealed fields read "[erased]" from then on),
+/// as part of its erasure ([`crate::erasure::forget`]).
+pub(crate) async fn delete_key(
+    on: &mut crate::sql::Tx,
+    account_id: &str,
+) -> Result<(), sqlx::Error> {
     Sql::new("DELETE FROM personal_data_keys WHERE account_id = $1")
         .arg(account_id)
-        .execute(&mut tx)
+        .execute(on)
         .await?;
-    crate::email_registry::release(account_id)
-        .execute(&mut tx)
-        .await?;
-    crate::snapshots::forget(PERSONAL_AGGREGATE, account_id)
-        .execute(&mut tx)
-        .await?;
-    let registered =
-        crate::log::aggregate_payloads(&mut tx, PERSONAL_AGGREGATE, account_id).await?;
-    for (sequence, event_type, mut payload) in registered {
-        if erase_plaintext(
-            &mut payload,
-            personal_fields(PERSONAL_AGGREGATE, &event_type),
-        ) {
-            crate::log::rewrite_payload(&mut tx, PERSONAL_AGGREGATE, account_id, sequence, payload)
-                .await?;
-        }
-    }
-    tx.commit().await
+    Ok(())
 }
 
 /// Replaces plaintext personal `fields` of `payload` by [`ERASED`]; true if any was.
-fn erase_plaintext(payload: &mut Value, fields: &[&str]) -> bool {
+pub(crate) fn erase_plaintext(payload: &mut Value, fields: &[&str]) -> bool {
     let Some(data) = payload.get_mut("data").and_then(Value::as_object_mut) else {
         return false;
     };
