@@ -44,7 +44,7 @@ use serde_json::Value;
 
 use crate::email_registry;
 use crate::log::transfer::{self as rows, RestoredRow, StoredRow};
-use crate::log::ReadError;
+use crate::log::{Checkpoint, ReadError, StoredEvent};
 use crate::personal::{self, DataKey, StoredKey, ERASED};
 use crate::store::Store;
 
@@ -199,12 +199,36 @@ pub struct Exported {
 }
 
 /// Writes the log after global position `after` (0: all of it) to `out` as JSON lines in the
-/// **full** form (stored payloads and the keys: a backup [`import`] restores), in commit-safe
-/// order, up to the head the store had when the export started. `progress` is called after
-/// every batch with the number of events written so far.
+/// **full** form (stored payloads and the keys: a backup [`import`] restores).
 pub async fn export_full(
     store: &Store,
     after: i64,
+    out: &mut impl Write,
+    progress: impl FnMut(u64),
+) -> Result<Exported, TransferError> {
+    export(store, after, Form::Full, out, progress).await
+}
+
+/// Writes the log after global position `after` (0: all of it) to `out` as JSON lines in the
+/// **public** form: every payload is the event's public view (upcast; personal fields opened,
+/// or `"[erased]"`), with no password hash, no token id and no keys. It cannot be imported.
+pub async fn export_public(
+    store: &Store,
+    after: i64,
+    out: &mut impl Write,
+    progress: impl FnMut(u64),
+) -> Result<Exported, TransferError> {
+    export(store, after, Form::Public, out, progress).await
+}
+
+/// Writes the log after global position `after` (0: all of it) to `out` as JSON lines in
+/// `form`, in commit-safe order, up to the head the store had when the export started (the
+/// full form then adds the key lines). `progress` is called after every batch with the number
+/// of events written so far.
+pub async fn export(
+    store: &Store,
+    after: i64,
+    form: Form,
     out: &mut impl Write,
     mut progress: impl FnMut(u64),
 ) -> Result<Exported, TransferError> {
@@ -215,7 +239,7 @@ pub async fn export_full(
         &Line::Header(Header {
             format: FORMAT.to_owned(),
             version: FORMAT_VERSION,
-            form: Form::Full,
+            form,
             store: store.kind_name().to_owned(),
             after: after.max(0),
             exported_at: Utc::now(),
@@ -226,15 +250,15 @@ pub async fn export_full(
     let mut accounts: HashSet<String> = HashSet::new();
     let patience = Instant::now() + HEAD_PATIENCE;
     loop {
-        let batch = rows::stored_after(store, checkpoint, EXPORT_BATCH).await?;
+        let (batch, last) = read_batch(store, checkpoint, form).await?;
         let full = batch.len() == EXPORT_BATCH as usize;
-        for row in batch {
-            checkpoint = row.checkpoint();
-            highest = highest.max(row.global_position);
-            if row.aggregate_type == "account" && !accounts.contains(&row.aggregate_id) {
-                accounts.insert(row.aggregate_id.clone());
+        checkpoint = last.unwrap_or(checkpoint);
+        for event in batch {
+            highest = highest.max(event.position);
+            if event.aggregate_type == "account" && !accounts.contains(&event.aggregate_id) {
+                accounts.insert(event.aggregate_id.clone());
             }
-            write_line(out, &Line::Event(row.into()))?;
+            write_line(out, &Line::Event(event))?;
             events += 1;
         }
         progress(events);
@@ -252,14 +276,16 @@ pub async fn export_full(
     // The keys that open the exported events' sealed fields (erased accounts have none).
     let mut keys = 0u64;
     let mut last = String::new();
-    loop {
-        let page = personal::stored_keys_after(store, &last, KEY_BATCH).await?;
-        let Some(end) = page.last() else { break };
-        last = end.account_id.clone();
-        for key in page {
-            if accounts.contains(&key.account_id) {
-                write_line(out, &Line::Key(key))?;
-                keys += 1;
+    if form == Form::Full {
+        loop {
+            let page = personal::stored_keys_after(store, &last, KEY_BATCH).await?;
+            let Some(end) = page.last() else { break };
+            last = end.account_id.clone();
+            for key in page {
+                if accounts.contains(&key.account_id) {
+                    write_line(out, &Line::Key(key))?;
+                    keys += 1;
+                }
             }
         }
     }
@@ -268,73 +294,48 @@ pub async fn export_full(
     Ok(Exported { events, keys })
 }
 
-/// Writes the log after global position `after` (0: all of it) to `out` as JSON lines in the
-/// **public** form: every payload is the event's public view (upcast; personal fields opened,
-/// or `"[erased]"`), with no password hash, no token id and no keys. Read in commit-safe order
-/// up to the head the store had when the export started. It cannot be imported.
-pub async fn export_public(
+/// The next batch after `checkpoint` in `form`, and the checkpoint of its last event: the
+/// stored rows (full), or the events as the log reader gives them (opened, upcast) in their
+/// public view (public).
+async fn read_batch(
     store: &Store,
-    after: i64,
-    out: &mut impl Write,
-    mut progress: impl FnMut(u64),
-) -> Result<Exported, TransferError> {
-    let head = store.head_position().await?;
-    let mut checkpoint = store.checkpoint_at(after.max(0)).await?;
-    write_line(
-        out,
-        &Line::Header(Header {
-            format: FORMAT.to_owned(),
-            version: FORMAT_VERSION,
-            form: Form::Public,
-            store: store.kind_name().to_owned(),
-            after: after.max(0),
-            exported_at: Utc::now(),
-        }),
-    )?;
-    let mut events = 0u64;
-    let mut highest = after.max(0);
-    let patience = Instant::now() + HEAD_PATIENCE;
-    loop {
-        let batch = store.read_after(checkpoint, EXPORT_BATCH).await?;
-        let full = batch.len() == EXPORT_BATCH as usize;
-        for event in batch {
-            checkpoint = event.checkpoint();
-            highest = highest.max(event.position);
-            let payload = event
-                .public_view()
-                .map_err(|e| TransferError::NoPublicView {
-                    position: event.position,
-                    reason: e.to_string(),
-                })?;
-            let line = Line::Event(ExportedEvent {
-                position: event.position,
-                aggregate_type: event.aggregate_type.clone(),
-                aggregate_id: event.aggregate_id.clone(),
-                version: event.version,
-                event_type: event.event_type.clone(),
-                event_version: domain::upcast::current_version_text(&event.event_type),
-                payload,
-                metadata: serde_json::to_value(&event.metadata).map_err(std::io::Error::from)?,
-                recorded_at: event.recorded_at,
-            });
-            write_line(out, &line)?;
-            events += 1;
+    checkpoint: Checkpoint,
+    form: Form,
+) -> Result<(Vec<ExportedEvent>, Option<Checkpoint>), TransferError> {
+    match form {
+        Form::Full => {
+            let rows = rows::stored_after(store, checkpoint, EXPORT_BATCH).await?;
+            let last = rows.last().map(StoredRow::checkpoint);
+            Ok((rows.into_iter().map(ExportedEvent::from).collect(), last))
         }
-        progress(events);
-        if full {
-            continue;
+        Form::Public => {
+            let events = store.read_after(checkpoint, EXPORT_BATCH).await?;
+            let last = events.last().map(StoredEvent::checkpoint);
+            let lines = events.iter().map(public_line).collect::<Result<_, _>>()?;
+            Ok((lines, last))
         }
-        if highest >= head {
-            break;
-        }
-        if Instant::now() >= patience {
-            return Err(TransferError::HeadNotReadable(head, HEAD_PATIENCE));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    write_line(out, &Line::End(End { events, keys: 0 }))?;
-    out.flush()?;
-    Ok(Exported { events, keys: 0 })
+}
+
+/// An event line of the public form.
+fn public_line(event: &StoredEvent) -> Result<ExportedEvent, TransferError> {
+    let payload = event
+        .public_view()
+        .map_err(|e| TransferError::NoPublicView {
+            position: event.position,
+            reason: e.to_string(),
+        })?;
+    Ok(ExportedEvent {
+        position: event.position,
+        aggregate_type: event.aggregate_type.clone(),
+        aggregate_id: event.aggregate_id.clone(),
+        version: event.version,
+        event_type: event.event_type.clone(),
+        event_version: domain::upcast::current_version_text(&event.event_type),
+        payload,
+        metadata: serde_json::to_value(&event.metadata).map_err(std::io::Error::from)?,
+        recorded_at: event.recorded_at,
+    })
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<(), TransferError> {
