@@ -12,7 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use eventstore_config::saga_tables::{self, SagaWrite};
 use eventstore_config::{CommandBus, Store, StoredEvent};
 use futures::StreamExt;
 use uuid::Uuid;
@@ -109,16 +108,7 @@ pub async fn handle_batch(
     }
     for (order_id, stored, worked) in &worked {
         match worked {
-            Worked::Done(Some(result)) => {
-                let saga = result.row()?;
-                let write = SagaWrite {
-                    saga: &saga,
-                    steps: result.steps(),
-                    deadline: result.deadline(),
-                    finished: result.finished(),
-                };
-                saga_tables::save(&mut tx, &write).await?;
-            }
+            Worked::Done(Some(result)) => result.save(&mut tx).await?,
             Worked::Done(None) => {}
             Worked::Failed(error) => {
                 let subject = order_id.to_string();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::order::{OrderEvent, OrderStatus};
-use eventstore_config::saga_tables::{SagaRow, StepRow};
-use eventstore_config::{CommandBus, EventMetadata, Store, StoredEvent};
+use eventstore_config::saga_tables::{self, SagaRow, SagaWrite, StepRow};
+use eventstore_config::{CommandBus, EventMetadata, Executor, Store, StoredEvent};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -62,6 +62,19 @@ impl OrderResult {
             self.saga.status,
             OrderStatus::Approved | OrderStatus::Rejected | OrderStatus::Canceled
         )
+    }
+
+    /// Saves the order's saga row, its steps and its deadline ([`saga_tables::save`]).
+    pub(crate) async fn save<'a>(&self, on: impl Into<Executor<'a>>) -> anyhow::Result<()> {
+        let saga = self.row()?;
+        let write = SagaWrite {
+            saga: &saga,
+            steps: self.steps(),
+            deadline: self.deadline(),
+            finished: self.finished(),
+        };
+        saga_tables::save(on, &write).await?;
+        Ok(())
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use eventstore_config::saga_tables::{self, SagaWrite};
 use eventstore_config::{CommandBus, Store, StoredEvent};
 use uuid::Uuid;
 
@@ -99,14 +98,7 @@ async fn retry_order(
     let mut tx = Tx::begin(store).await?;
     tx.lock_checkpoint(NAME).await?;
     if let Some(result) = result {
-        let saga = result.row()?;
-        let write = SagaWrite {
-            saga: &saga,
-            steps: result.steps(),
-            deadline: result.deadline(),
-            finished: result.finished(),
-        };
-        saga_tables::save(&mut tx, &write).await?;
+        result.save(&mut tx).await?;
     }
     for row in rows {
         progress::remove_dead_letter(&mut tx, NAME, row.global_position).await?;
