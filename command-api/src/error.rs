@@ -152,7 +152,32 @@ impl ApiError {
 
     /// A 500 with `error` as its (logged) cause.
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(error.into())
+        Self::failed(error.into())
+    }
+
+    /// A failure of the infrastructure: 503 with `Retry-After` when it is one that passes
+    /// (every database connection busy for the pool's acquire timeout, the pool shutting down, a
+    /// connection that could not be opened), so that clients retry instead of treating it as a
+    /// server bug; 500 otherwise. The cause is logged either way, never sent.
+    pub fn failed(cause: anyhow::Error) -> Self {
+        let passing = cause.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+            )
+        });
+        if passing {
+            tracing::warn!(
+                error = format!("{cause:#}"),
+                "the database is unavailable for now"
+            );
+            Self::ServiceUnavailable {
+                message: "the database is busy or unreachable; try again".to_owned(),
+                retry_after_secs: 1,
+            }
+        } else {
+            Self::Internal(cause)
+        }
     }
 
     /// The HTTP status of this error.
@@ -304,7 +329,38 @@ impl From<AppError> for ApiError {
                 message,
                 retry_after_secs,
             },
-            AppError::Failed(cause) => ApiError::Internal(cause),
+            AppError::Failed(cause) => ApiError::failed(cause),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_pool_timeout_deep_in_a_failure_when_answered_then_it_is_a_503_with_retry_after() {
+        for passing in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            let cause = anyhow::Error::from(passing).context("the event store failed");
+            let response = ApiError::from(AppError::Failed(cause)).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        }
+    }
+
+    #[test]
+    fn given_any_other_failure_when_answered_then_it_is_a_500_that_says_nothing_more() {
+        for cause in [
+            anyhow::Error::from(sqlx::Error::RowNotFound),
+            anyhow::anyhow!("a bug"),
+        ] {
+            let error = ApiError::internal(cause);
+            assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(error.to_string(), "internal error");
         }
     }
 }
