@@ -211,6 +211,10 @@ fn complete_operation(path: &str, method: &str, operation: &mut Value) {
             "too many attempts; retry after the time in Retry-After",
         );
     }
+    add(
+        "503",
+        "the database is busy or unreachable for now; retry after the time in Retry-After",
+    );
 }
 
 /// Every ISO 4217 code the API accepts, in upper case.
@@ -307,7 +311,7 @@ mod tests {
             }
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
-                let mut expected = vec![];
+                let mut expected = vec!["503"];
                 if operation.get("requestBody").is_some() {
                     expected.extend(["400", "408", "413", "415", "422"]);
                 }
