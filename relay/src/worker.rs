@@ -437,11 +437,21 @@ async fn save(
                 return;
             }
             Err(error) => {
-                // The events are in the stream; a re-send is dropped as a duplicate.
+                // The events are in the stream; a re-send is dropped as a duplicate. A stopping
+                // relay does not wait for the database: the next owner re-sends from the saved
+                // checkpoint.
+                if newest.has_changed().is_err() {
+                    tracing::warn!(%error, "saving the relay checkpoint at stop failed; the next owner re-sends (deduplicated)");
+                    return;
+                }
                 tracing::warn!(%error, "moving the relay checkpoint failed; retrying");
                 let delay = Duration::from_millis(100).saturating_mul(1 << failures.min(5));
                 failures = failures.saturating_add(1);
-                tokio::time::sleep(delay).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    // A newer checkpoint, or the relay stopping: try again now.
+                    _ = newest.changed() => {}
+                }
             }
         }
     }
