@@ -12,6 +12,30 @@ pub mod projections;
 pub mod saga;
 pub mod subscriptions;
 
+/// Runs each named test (an `async fn(TestStore)`) against PostgreSQL and SQLite, each on a
+/// fresh database of its own.
+#[macro_export]
+macro_rules! store_tests {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::TestStore::postgres().await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
 use std::path::PathBuf;
 
 use std::time::{Duration, Instant};

@@ -20,29 +20,7 @@ use uuid::Uuid;
 
 use eventshop_tests::child;
 
-/// Runs each test on both stores.
-macro_rules! both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+eventshop_tests::store_tests!(
     a_conflict_on_the_second_aggregate_runs_the_whole_use_case_again_and_appends_nothing_twice,
     a_rejection_on_any_aggregate_appends_nothing,
     a_unit_of_work_keeps_states_and_writes_due_snapshots_after_its_commit,

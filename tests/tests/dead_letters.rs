@@ -22,28 +22,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-macro_rules! both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+eventshop_tests::store_tests!(
     given_an_event_that_keeps_failing_when_retried_after_the_fix_then_the_projection_resumes,
     given_a_parked_event_when_skipped_with_a_reason_then_the_projection_goes_on_and_status_and_audit_show_it,
     given_unknown_names_or_positions_when_managing_dead_letters_then_each_is_a_clear_error,

@@ -96,28 +96,7 @@ async fn a_malformed_min_position_is_a_bad_request(api: TestApi) {
     assert_eq!(answer.codes(), vec!["BAD_USER_INPUT"]);
 }
 
-macro_rules! both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::api::TestApi::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::api::TestApi::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+eventshop_tests::api_tests!(
     a_query_with_the_commands_position_waits_for_the_projectors,
     a_query_whose_position_is_not_reached_in_time_says_it_is_stale,
     a_malformed_min_position_is_a_bad_request,

@@ -15,29 +15,7 @@ use projectors::sql::sqlite_time;
 use sqlx::Row;
 use uuid::Uuid;
 
-/// Runs each contract test on both stores.
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+eventshop_tests::store_tests!(
     each_read_model_holds_the_scripted_state,
     a_product_reads_as_of_three_points_in_time,
     replaying_the_whole_log_twice_changes_nothing,

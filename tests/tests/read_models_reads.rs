@@ -7,28 +7,7 @@ use eventshop_tests::TestStore;
 use eventstore_config::CommandBus;
 use projectors::read_models::{accounts, audit, orders, policies, products, wallets};
 
-macro_rules! both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+eventshop_tests::store_tests!(
     each_typed_read_answers_the_scripted_state,
     an_as_of_read_answers_the_version_valid_then,
 );

@@ -55,29 +55,7 @@ async fn deposit(bus: &CommandBus, id: &str, amount: i64) -> eventstore_config::
     .expect("deposit")
 }
 
-/// Runs each contract test on both stores.
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::postgres().await).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(eventshop_tests::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+eventshop_tests::store_tests!(
     appended_events_load_back_into_the_same_state,
     an_append_on_a_stale_version_is_a_conflict,
     a_command_decides_on_events_another_writer_appended_since,
