@@ -1,7 +1,8 @@
-//! The command bus: load an aggregate (its kept state or snapshot, plus the newer events), let
-//! the domain decide, append the events with metadata (serialized by cqrs-es, one `INSERT`
-//! statement per command), and retry a lost optimistic-concurrency race a bounded number of
-//! times. Use cases that decide on several aggregates commit through a
+//! The command bus: take an aggregate's kept state (or load its snapshot plus the newer
+//! events), let the domain decide, append the events with metadata (serialized by cqrs-es, one
+//! `INSERT` statement per command, refused by the unique key if the state was not current),
+//! and on a conflict catch up and retry a bounded number of times. In the common case a
+//! command is ONE statement round trip: the append. Use cases that decide on several aggregates commit through a
 //! `UnitOfWork` (the `unit_of_work` module) instead.
 
 use std::error::Error as StdError;
@@ -118,6 +119,19 @@ pub(crate) enum Appended {
     Failed(Box<dyn StdError + Send + Sync>),
 }
 
+/// A decision on an aggregate, not yet appended.
+pub(crate) struct Decision<A: Aggregate> {
+    /// The state after the events (`handle` applied them through the sink).
+    pub(crate) state: A,
+    /// The version decided on: the events follow it.
+    pub(crate) before: u64,
+    /// The events (empty for an accepted no-op).
+    pub(crate) events: Vec<A::Event>,
+    /// Whether the state decided on was read from the log just now (else it was kept, and only
+    /// the append proves it current).
+    pub(crate) verified: bool,
+}
+
 /// Executes commands against the store.
 #[derive(Debug, Clone)]
 pub struct CommandBus {
@@ -187,40 +201,31 @@ impl CommandBus {
         A::Command: Clone,
     {
         let attempts = self.retries.saturating_add(1);
-        for attempt in 1..=attempts {
-            let current = self.load::<A>(id).await?;
-            if let Some(expected) = expected_version {
-                if expected != current.version {
-                    return Err(CommandError::VersionMismatch {
-                        expected,
-                        actual: current.version,
-                    });
-                }
-            }
-            let mut state = current.state;
-            let sink = EventSink::<A>::default();
-            state
-                .handle(command.clone(), services, &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
-            let events = sink.collect().await;
+        let mut attempt = 1;
+        let mut caught_up = false;
+        loop {
+            let Decision {
+                state,
+                before,
+                events,
+                verified,
+            } = self
+                .decide::<A>(id, &command, services, expected_version)
+                .await?;
             if events.is_empty() {
                 return Ok(Committed {
                     aggregate_id: id.to_string(),
-                    version: current.version,
+                    version: before,
                     position: None,
                     events,
                 });
             }
-            let new_version = current.version + events.len() as u64;
-            match self
-                .append::<A>(id, current.version, &events, metadata)
-                .await
-            {
+            let new_version = before + events.len() as u64;
+            match self.append::<A>(id, before, &events, metadata).await {
                 Ok((position, recorded_at)) => {
                     // `handle` wrote the events through the sink, which applied them: `state`
                     // is the new version's.
-                    if self.snapshot_due(current.version, new_version) {
+                    if self.snapshot_due(before, new_version) {
                         if let Ok(snapshot) = serde_json::to_value(&state) {
                             self.snapshot::<A>(id, new_version, snapshot, recorded_at)
                                 .await;
@@ -242,34 +247,107 @@ impl CommandBus {
                     });
                 }
                 Err(Appended::Conflict) => {
-                    tracing::debug!(attempt, "optimistic-concurrency conflict; retrying");
-                    if attempt < attempts {
-                        backoff(attempt).await;
+                    self.states.stale(A::TYPE, id);
+                    // A kept state that was behind (another process appended since) is no
+                    // contention: catch up and decide again at once (once per command, so that
+                    // in-process contenders keeping newer states cannot make this unbounded).
+                    if !verified && !caught_up {
+                        caught_up = true;
+                        tracing::debug!("the kept state was behind; catching up");
+                        continue;
                     }
+                    tracing::debug!(attempt, "optimistic-concurrency conflict; retrying");
+                    if attempt >= attempts {
+                        return Err(CommandError::Conflict { attempts });
+                    }
+                    backoff(attempt).await;
+                    attempt += 1;
                 }
                 Err(Appended::Failed(e)) => return Err(CommandError::Infrastructure(e)),
             }
         }
-        Err(CommandError::Conflict { attempts })
     }
 
-    /// The aggregate's current state: its kept state caught up with the events since, or
-    /// loaded (snapshot + newer events) and kept.
-    pub(crate) async fn load<A: Aggregate + Clone + 'static>(
+    /// Lets the domain decide `command` on aggregate `id`'s current state, in the common case
+    /// without reading the log: on the state kept from this process's last load or commit of
+    /// it (the append with the expected version then proves it current, or conflicts).
+    /// An answer that no append checks (a rejection, an `If-Match` mismatch, an accepted
+    /// no-op) is given only on a state read to be current: from a kept state, the events since
+    /// are read first and, if there were any, the command is decided again.
+    pub(crate) async fn decide<A>(
         &self,
         id: &str,
-    ) -> Result<Versioned<A>, ReadError> {
-        let (current, kept_version) = match self.states.get::<A>(id) {
-            Some(kept) => {
-                let version = kept.version;
-                (self.store.catch_up(id, kept).await?, Some(version))
+        command: &A::Command,
+        services: &A::Services,
+        expected_version: Option<u64>,
+    ) -> Result<Decision<A>, CommandError<A::Error>>
+    where
+        A: Aggregate + Clone + 'static,
+        A::Command: Clone,
+    {
+        let (mut current, mut verified) = self.load_kept::<A>(id).await?;
+        loop {
+            // `current` stays as it is, to catch up from if the answer needs checking.
+            let mut state = current.state.clone();
+            let answer = match expected_version {
+                Some(expected) if expected != current.version => {
+                    Err(CommandError::VersionMismatch {
+                        expected,
+                        actual: current.version,
+                    })
+                }
+                _ => {
+                    let sink = EventSink::<A>::default();
+                    match state.handle(command.clone(), services, &sink).await {
+                        Ok(()) => Ok(sink.collect().await),
+                        Err(e) => Err(CommandError::Rejected(e)),
+                    }
+                }
+            };
+            let appends = matches!(&answer, Ok(events) if !events.is_empty());
+            if !appends && !verified {
+                let before = current.version;
+                current = self.catch_up_kept(id, current).await?;
+                verified = true;
+                if current.version != before {
+                    continue;
+                }
             }
-            None => (self.store.load_current::<A>(id).await?, None),
-        };
-        // Usually nothing was appended since: the kept state is this one already.
-        if kept_version != Some(current.version) {
-            self.states.keep(id, current.clone());
+            return answer.map(|events| Decision {
+                state,
+                before: current.version,
+                events,
+                verified,
+            });
         }
+    }
+
+    /// The aggregate's kept state (trusted to be current unless marked stale), or else its
+    /// current state read from the log (snapshot + newer events) and kept; and whether it was
+    /// read from the log just now.
+    async fn load_kept<A: Aggregate + Clone + 'static>(
+        &self,
+        id: &str,
+    ) -> Result<(Versioned<A>, bool), ReadError> {
+        match self.states.get::<A>(id) {
+            Some((kept, false)) => Ok((kept, false)),
+            Some((kept, true)) => Ok((self.catch_up_kept(id, kept).await?, true)),
+            None => {
+                let current = self.store.load_current::<A>(id).await?;
+                self.states.keep(id, current.clone());
+                Ok((current, true))
+            }
+        }
+    }
+
+    /// `kept` caught up with the events appended since, and kept.
+    async fn catch_up_kept<A: Aggregate + Clone + 'static>(
+        &self,
+        id: &str,
+        kept: Versioned<A>,
+    ) -> Result<Versioned<A>, ReadError> {
+        let current = self.store.catch_up(id, kept).await?;
+        self.states.keep(id, current.clone());
         Ok(current)
     }
 

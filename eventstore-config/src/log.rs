@@ -350,6 +350,79 @@ impl Store {
         sql.push(" ORDER BY sequence");
         fetch_events(&sql, self).await
     }
+
+    /// Hands one aggregate's events after version `after` (up to `bound`) to `each` in order,
+    /// as the rows arrive, with the payload as its stored JSON text: a fold decodes it straight
+    /// into the aggregate's event type. The payloads are neither opened nor upcast: only for
+    /// aggregate types without sealed fields (see `crate::personal`); the caller upcasts a row
+    /// whose stored schema version is older ([`FoldRow`]).
+    pub(crate) async fn for_each_aggregate_row(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        bound: Bound,
+        each: impl FnMut(FoldRow) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let mut sql = Sql::new(
+            "SELECT global_position, sequence, event_type, event_version, \
+                    CAST(payload AS text) AS payload, recorded_at FROM events \
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3",
+        )
+        .arg(aggregate_type)
+        .arg(aggregate_id)
+        .arg(after as i64);
+        match bound {
+            Bound::Latest => {}
+            Bound::Version(v) => {
+                sql.push(" AND sequence <= ").bind(v as i64);
+            }
+            Bound::Time(t) => {
+                sql.push(" AND recorded_at <= ").bind(Arg::LogTime(Some(t)));
+            }
+        }
+        sql.push(" ORDER BY sequence");
+        sql.for_each(self, each).await
+    }
+}
+
+/// One event of an aggregate as a fold reads it ([`Store::for_each_aggregate_row`]): no
+/// metadata, the payload as stored text.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct FoldRow {
+    /// Global position (for errors).
+    pub(crate) global_position: i64,
+    /// The aggregate's version after this event.
+    pub(crate) sequence: i64,
+    /// Stable event type name.
+    pub(crate) event_type: String,
+    /// The payload's stored schema version.
+    pub(crate) event_version: String,
+    /// The payload as stored (JSON text).
+    pub(crate) payload: String,
+    /// When it was appended.
+    pub(crate) recorded_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Whether aggregate `aggregate_id` has events after version `after` (one indexed probe).
+    pub(crate) async fn has_events_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+    ) -> Result<bool, ReadError> {
+        let found: Option<(i64,)> = Sql::new(
+            "SELECT sequence FROM events \
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 LIMIT 1",
+        )
+        .arg(aggregate_type)
+        .arg(aggregate_id)
+        .arg(after as i64)
+        .fetch_optional(self)
+        .await?;
+        Ok(found.is_some())
+    }
 }
 
 /// How far to read an aggregate's events.

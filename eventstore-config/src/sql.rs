@@ -304,6 +304,27 @@ impl Sql {
         })
     }
 
+    /// Hands each row to `each` as it arrives (no list of them all is built); the first
+    /// error, the statement's or `each`'s, stops the stream.
+    pub async fn for_each<'a, T, E>(
+        &self,
+        on: impl Into<Executor<'a>>,
+        mut each: impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        E: From<sqlx::Error>,
+    {
+        use futures::TryStreamExt;
+        on_either!(self, on.into(), |exec, args| {
+            let mut rows = sqlx::query_as_with::<_, T, _>(&self.text, args).fetch(exec);
+            while let Some(row) = rows.try_next().await? {
+                each(row)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The first row, if any.
     pub async fn fetch_optional<'a, T>(
         &self,

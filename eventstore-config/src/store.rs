@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -104,6 +104,7 @@ impl Store {
             StoreKind::Postgres => {
                 let options = PgConnectOptions::from_str(url)
                     .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+                let options = postgres_options(url, options);
                 let connect_error = |source| StoreError::Connect {
                     kind: "PostgreSQL",
                     url: redact(url),
@@ -149,7 +150,8 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    .statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections.clamp(1, 8))
                     .acquire_timeout(Duration::from_secs(30))
@@ -244,6 +246,49 @@ impl Store {
     }
 }
 
+/// Prepared statements kept per PostgreSQL connection (sqlx's default is 100). Each distinct
+/// statement text is prepared once per connection and then only bound and executed; an append
+/// of N events is its own text per N, and `serve` runs the projectors' and the saga's
+/// statements on the same pool, so the default could evict and prepare again.
+pub const STATEMENT_CACHE_CAPACITY: usize = 500;
+
+/// The connection options eventshop sets over the URL's: a larger prepared-statement cache, and
+/// TLS as the URL asks. Without `sslmode` in the URL (or `PGSSLMODE`), a loopback host
+/// (`localhost`, `127.0.0.1`, `::1`) or a Unix socket connects without TLS (nothing crosses a
+/// network, and TLS costs every round trip), and any other host keeps sqlx's `prefer` (TLS when
+/// the server offers it).
+fn postgres_options(url: &str, options: PgConnectOptions) -> PgConnectOptions {
+    let options = options.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    if asks_for_tls_mode(url) || std::env::var_os("PGSSLMODE").is_some() {
+        return options;
+    }
+    if is_local_host(options.get_host()) {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    }
+}
+
+/// Whether the URL's query names `sslmode` (or sqlx's spelling `ssl-mode`).
+fn asks_for_tls_mode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|key| key.eq_ignore_ascii_case("sslmode") || key.eq_ignore_ascii_case("ssl-mode"))
+    })
+}
+
+/// A loopback host or a Unix socket's directory.
+fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
@@ -295,6 +340,24 @@ mod tests {
     fn an_unknown_scheme_is_refused() {
         let err = StoreKind::from_url("mysql://localhost/db").unwrap_err();
         assert!(matches!(err, StoreError::UnsupportedScheme(s) if s == "mysql"));
+    }
+
+    #[test]
+    fn given_no_sslmode_when_the_host_is_loopback_then_tls_is_off_else_as_the_url_asks() {
+        assert!(is_local_host("localhost"));
+        assert!(is_local_host("127.0.0.1"));
+        assert!(is_local_host("[::1]"));
+        assert!(is_local_host("/var/run/postgresql"));
+        assert!(!is_local_host("db.example.com"));
+        assert!(!is_local_host("10.0.0.5"));
+        assert!(asks_for_tls_mode("postgres://h/db?sslmode=require"));
+        assert!(asks_for_tls_mode(
+            "postgres://h/db?application_name=x&ssl-mode=prefer"
+        ));
+        assert!(!asks_for_tls_mode(
+            "postgres://h/db?application_name=sslmode"
+        ));
+        assert!(!asks_for_tls_mode("postgres://h/db"));
     }
 
     #[test]

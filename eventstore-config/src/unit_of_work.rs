@@ -103,6 +103,9 @@ struct Pending {
     /// The version the aggregate was loaded at (the rows follow it).
     after: u64,
     version: u64,
+    /// Whether the state at `after` was read from the log just now (else it was kept, and only
+    /// the append proves it current).
+    verified: bool,
     rows: Vec<SerializedEvent>,
     state: Box<dyn Any + Send + Sync>,
     keep: fn(&States, &str, Box<dyn Any + Send + Sync>, u64, DateTime<Utc>),
@@ -161,9 +164,12 @@ impl<'b> UnitOfWork<'b> {
         }
     }
 
-    /// Loads aggregate `id` (or takes its state after this unit's earlier decisions on it),
-    /// checks `expected_version`, and lets the domain decide `command`. Nothing is appended
-    /// before [`commit`](Self::commit).
+    /// Decides `command` on aggregate `id`: on its state after this unit's earlier decisions on
+    /// it, or else on its current state ([`CommandBus`]'s kept state, which the append proves
+    /// current). Checks `expected_version`. Nothing is appended before
+    /// [`commit`](Self::commit). A rejection, mismatch or no-op is answered only on a state
+    /// known to be current (see the bus's `decide`); on an earlier decision's kept state found
+    /// stale, the answer is [`CommandError::Conflict`], and the use case runs again.
     pub async fn decide<A>(
         &mut self,
         id: &str,
@@ -173,38 +179,59 @@ impl<'b> UnitOfWork<'b> {
     ) -> Result<Decided<A>, CommandError<A::Error>>
     where
         A: Aggregate + Clone + 'static,
+        A::Command: Clone,
     {
         let earlier = self
             .pending
             .iter()
             .position(|p| p.aggregate_type == A::TYPE && p.id == id);
-        let (mut state, before) = match earlier {
+        let (state, before, events, verified) = match earlier {
             Some(i) => {
                 let p = &self.pending[i];
-                let state = p.state.downcast_ref::<A>().cloned().ok_or_else(|| {
+                let mut state = p.state.downcast_ref::<A>().cloned().ok_or_else(|| {
                     CommandError::Infrastructure("a pending state of another type".into())
                 })?;
-                (state, p.version)
+                let before = p.version;
+                let answer = match expected_version {
+                    Some(expected) if expected != before => Err(CommandError::VersionMismatch {
+                        expected,
+                        actual: before,
+                    }),
+                    _ => {
+                        let sink = EventSink::<A>::default();
+                        match state.handle(command, services, &sink).await {
+                            Ok(()) => Ok(sink.collect().await),
+                            Err(e) => Err(CommandError::Rejected(e)),
+                        }
+                    }
+                };
+                let appends = matches!(&answer, Ok(events) if !events.is_empty());
+                if !appends && !p.verified {
+                    // The earlier decision's state may be behind: the answer stands only if
+                    // nothing was appended since it.
+                    let (aggregate_type, after) = (p.aggregate_type, p.after);
+                    if self
+                        .bus
+                        .store()
+                        .has_events_after(aggregate_type, id, after)
+                        .await?
+                    {
+                        self.bus.states().stale(aggregate_type, id);
+                        return Err(CommandError::Conflict { attempts: 1 });
+                    }
+                    self.pending[i].verified = true;
+                }
+                // The pending state's trust changed above, if at all.
+                (state, before, answer?, false)
             }
             None => {
-                let current = self.bus.load::<A>(id).await?;
-                (current.state, current.version)
+                let d = self
+                    .bus
+                    .decide::<A>(id, &command, services, expected_version)
+                    .await?;
+                (d.state, d.before, d.events, d.verified)
             }
         };
-        if let Some(expected) = expected_version {
-            if expected != before {
-                return Err(CommandError::VersionMismatch {
-                    expected,
-                    actual: before,
-                });
-            }
-        }
-        let sink = EventSink::<A>::default();
-        state
-            .handle(command, services, &sink)
-            .await
-            .map_err(CommandError::Rejected)?;
-        let events = sink.collect().await;
         let version = before + events.len() as u64;
         let decided = Decided {
             aggregate_id: id.to_owned(),
@@ -238,12 +265,14 @@ impl<'b> UnitOfWork<'b> {
                 p.rows.extend(rows);
                 p.version = version;
                 p.state = Box::new(state);
+                p.verified = p.verified || verified;
             }
             None => self.pending.push(Pending {
                 aggregate_type: A::TYPE,
                 id: id.to_owned(),
                 after: before,
                 version,
+                verified,
                 rows,
                 state: Box::new(state),
                 keep: keep_state::<A>,
@@ -267,6 +296,12 @@ impl<'b> UnitOfWork<'b> {
     /// Commits every decision and statement, or nothing. One aggregate and no statement: the
     /// bus's single `INSERT … RETURNING`, no transaction round trips.
     pub async fn commit(self) -> Result<Commit, CommitError> {
+        let bus = self.bus;
+        let decided: Vec<_> = self.decided();
+        stale_on_conflict(bus, &decided, self.commit_now().await)
+    }
+
+    async fn commit_now(self) -> Result<Commit, CommitError> {
         let UnitOfWork {
             bus,
             pending,
@@ -303,8 +338,34 @@ impl<'b> UnitOfWork<'b> {
     where
         F: FnOnce(&Commit) -> Vec<(&'static str, Sql)>,
     {
-        commit_in_tx(self.bus, self.pending, self.statements, then).await
+        let bus = self.bus;
+        let decided: Vec<_> = self.decided();
+        let committed = commit_in_tx(self.bus, self.pending, self.statements, then).await;
+        stale_on_conflict(bus, &decided, committed)
     }
+
+    /// The aggregates this unit appends to.
+    fn decided(&self) -> Vec<(&'static str, String)> {
+        self.pending
+            .iter()
+            .map(|p| (p.aggregate_type, p.id.clone()))
+            .collect()
+    }
+}
+
+/// A lost race marks the kept states of the unit's aggregates stale: the use case's next run
+/// catches them up before deciding.
+fn stale_on_conflict(
+    bus: &CommandBus,
+    decided: &[(&'static str, String)],
+    committed: Result<Commit, CommitError>,
+) -> Result<Commit, CommitError> {
+    if let Err(CommitError::Conflict) = &committed {
+        for (aggregate_type, id) in decided {
+            bus.states().stale(aggregate_type, id);
+        }
+    }
+    committed
 }
 
 fn commit_error(appended: Appended) -> CommitError {

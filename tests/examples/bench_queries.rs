@@ -1,7 +1,8 @@
 //! Benchmark of the GraphQL read side: `order(id)` and `products(first: 20)` at concurrency 32
 //! over HTTP, each next to the same run's raw SQL SELECT of the same rows through the same
 //! pool; and `wallet(accountId, atVersion: 10000)` on a wallet with 10,000 events (the fold
-//! starts from the newest snapshot at or below the version), over HTTP and as a bare fold.
+//! starts from the newest snapshot at or below the version), over HTTP and as a bare fold; last,
+//! the same bare fold with the wallet's snapshots deleted (all 10,000 events decoded).
 //!
 //! `cargo run --release -p eventshop-tests --example bench_queries [-- --sqlite] [--requests N]`
 //! (PostgreSQL by default: a fresh database on the server of TEST_DATABASE_URL / DATABASE_URL /
@@ -366,6 +367,29 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
 
+    // The same fold without snapshots (last: it deletes the wallet's): every one of the 10,000
+    // events read and decoded.
+    eventstore_config::snapshots::forget(
+        <domain::wallet::Wallet as cqrs_es::Aggregate>::TYPE,
+        &whale.id,
+    )
+    .execute(&store)
+    .await?;
+    let fold_store = store.clone();
+    let fold_id = Arc::new(whale.id.clone());
+    let unsnapshotted_fold = measure(1, 50, move |_| {
+        let (store, id) = (fold_store.clone(), fold_id.clone());
+        async move {
+            let folded = store
+                .load_at_version::<domain::wallet::Wallet>(&id, WALLET_EVENTS)
+                .await
+                .expect("fold")
+                .expect("version exists");
+            assert_eq!(folded.version, WALLET_EVENTS);
+        }
+    })
+    .await;
+
     println!();
     println!("GraphQL order(id)                          {graphql_order}");
     println!("  raw SQL SELECT of the same row           {raw_order}");
@@ -376,5 +400,8 @@ async fn main() -> anyhow::Result<()> {
     println!("GraphQL wallet(atVersion: 10000), serial   {wallet_serial}");
     println!("GraphQL wallet(atVersion: 10000), conc. 32 {wallet_concurrent}");
     println!("  bare fold load_at_version(10000), serial {bare_fold}");
+    println!(
+        "  the same fold without snapshots, serial  {unsnapshotted_fold}  (target: p50 < 25 ms)"
+    );
     Ok(())
 }
