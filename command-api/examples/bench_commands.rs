@@ -141,12 +141,19 @@ async fn main() -> anyhow::Result<()> {
 
 fn line(f: &Figures, ceiling: f64) -> String {
     let cpu = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} µs"));
+    let ms = |v: f64| {
+        if v.is_nan() {
+            "-".to_owned()
+        } else {
+            format!("{v:.2} ms")
+        }
+    };
     format!(
-        "{:>8.0} requests/s  {:.2} of the ceiling  p50 {:.2} ms  p99 {:.2} ms  database CPU/request {}  eventshop CPU/request {}  failed {}",
+        "{:>8.0} requests/s  {:.2} of the ceiling  p50 {}  p99 {}  database CPU/request {}  eventshop CPU/request {}  failed {}",
         f.per_sec,
         f.per_sec / ceiling.max(f64::MIN_POSITIVE),
-        f.p50_ms,
-        f.p99_ms,
+        ms(f.p50_ms),
+        ms(f.p99_ms),
         cpu(f.db_cpu_us),
         cpu(f.app_cpu_us),
         f.failures
@@ -368,7 +375,7 @@ async fn pgbench_ceiling(args: &Args) -> anyhow::Result<Figures> {
     let latency = number_after("latency average = ").unwrap_or(0.0);
     Ok(Figures {
         per_sec: tps,
-        // pgbench gives the average only: shown as p50.
+        // pgbench gives the average latency only: shown as p50 (p99 "-").
         p50_ms: latency,
         p99_ms: f64::NAN,
         failures: 0,
