@@ -45,23 +45,22 @@ impl Worker {
         let shutdown = async move {
             stopped.await.ok();
         };
-        let task = if saga {
-            spawn(projectors::saga::run_with_projections(
-                test.store.clone(),
-                settings,
-                options,
-                read_models::all(),
-                shutdown,
-            ))
-        } else {
-            spawn(projectors::run_segmented(
-                test.store.clone(),
-                settings,
-                options,
-                read_models::all(),
-                shutdown,
-            ))
-        };
+        let (store, settings) = (test.store.clone(), settings.clone());
+        let task = spawn(async move {
+            if saga {
+                projectors::saga::run_with_projections(
+                    store,
+                    &settings,
+                    options,
+                    read_models::all(),
+                    shutdown,
+                )
+                .await
+            } else {
+                projectors::run_segmented(store, &settings, options, read_models::all(), shutdown)
+                    .await
+            }
+        });
         Worker {
             stop: Some(stop),
             task,
