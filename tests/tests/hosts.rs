@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const ORDERS: usize = 300;
-const CUSTOMERS: usize = 30;
+const CUSTOMERS: usize = 20;
 const HOSTS: usize = 3;
 const SEGMENTS: &str = "4";
 
@@ -269,7 +269,7 @@ impl Workers {
                 .env("DATABASE_URL", pg.url(host, database))
                 .env("EVENTSHOP_CONFIG", "/nonexistent/eventshop.toml")
                 .env("EVENTSHOP_SEGMENTS", SEGMENTS)
-                .env("EVENTSHOP_MAX_CONNECTIONS", "12")
+                .env("EVENTSHOP_MAX_CONNECTIONS", "24")
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -354,6 +354,8 @@ async fn wait_for_owners(url: &str, prefixes: &[String], secs: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_three_hosts_when_one_is_cut_off_and_one_killed_during_three_hundred_orders_then_the_survivor_finishes_every_order_once(
 ) {
+    let started = Instant::now();
+    let phase = |name: &str| eprintln!("{:>6.1} s  {name}", started.elapsed().as_secs_f64());
     let net = Net::make();
     let pg = Postgres::start();
     pg.wait_ready().await;
@@ -396,9 +398,11 @@ async fn given_three_hosts_when_one_is_cut_off_and_one_killed_during_three_hundr
     }))
     .await;
 
+    phase("accounts and products ready");
     let mut workers = Workers::start(&net, &pg, &database);
     let prefixes: Vec<String> = (1..=HOSTS).map(|h| workers.owner_prefix(h)).collect();
     wait_for_owners(&list_url, &prefixes, 30).await;
+    phase("three hosts share the segments");
 
     let placed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let placing = {
@@ -444,10 +448,13 @@ async fn given_three_hosts_when_one_is_cut_off_and_one_killed_during_three_hundr
     };
     wait_placed(ORDERS / 3).await;
     net.cut_off(2);
+    phase("host 2 cut off");
     wait_placed(2 * ORDERS / 3).await;
     workers.kill(3);
+    phase("host 3 killed");
     let orders = placing.await.expect("placing orders");
     assert_eq!(orders.len(), ORDERS);
+    phase("orders placed");
 
     // Host 1 takes over every segment and finishes every order.
     let settling = tokio::spawn({
@@ -477,7 +484,9 @@ async fn given_three_hosts_when_one_is_cut_off_and_one_killed_during_three_hundr
     };
     assert!(statuses.iter().all(|s| s.is_terminal()));
     assert!(statuses.contains(&OrderStatus::Approved));
+    phase("orders settled");
     wait_for_owners(&list_url, &prefixes[..1], 20).await;
+    phase("host 1 owns every segment");
 
     // Nothing reserved or captured twice.
     for product in &products {
@@ -505,5 +514,6 @@ async fn given_three_hosts_when_one_is_cut_off_and_one_killed_during_three_hundr
     .await
     .expect("rebuild");
     assert_eq!(dump_all(&store).await, live);
+    phase("read models equal a rebuild");
     drop(api);
 }
