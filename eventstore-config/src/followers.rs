@@ -1,6 +1,8 @@
 //! The bookkeeping rows of every log follower (the projections, the saga, the relay), owned
-//! here and nowhere else: `projection_checkpoints` (where each follower stands in the log,
-//! written in the same transaction as what it applied) and `projection_status` (state, last
+//! here and nowhere else: `projection_checkpoints` (where each follower — or each of its
+//! segments, see [`crate::segments`] — stands in the log, written in the same transaction as
+//! what it applied), `follower_workers` (one heartbeat row per worker process: the live
+//! workers that share the segments) and `projection_status` (state, last
 //! error, owner, SQLite lease expiry, the version whose code built the rows). Their writes (by the projectors' runner, rebuilds,
 //! the lease helper, the saga and the relay) and typed reads (by `projections status`, the
 //! query API's read-your-writes wait, subscriptions and `projections` query).
@@ -142,23 +144,36 @@ pub async fn applied_through(
                 sql.push("(").bind(*name).push(")");
             }
             sql.push(
-                ") AS n(name) \
-                 LEFT JOIN projection_checkpoints c ON c.name = n.name \
-                 WHERE ",
+                ") AS n(name) LEFT JOIN projection_checkpoints c ON ",
             )
+            .push(&row_of("c.name", "n.name"))
+            .push(" WHERE ")
             .append(&log::unread_through(position, "c"))
             .push(")");
             let (applied,): (bool,) = sql.fetch_one(store).await?;
             Ok(applied)
         }
-        // One writer: a checkpoint's position alone says what it has applied.
+        // One writer: a checkpoint's position alone says what it has applied. Every follower
+        // needs a row, and every row of it (each segment's) must have reached `position`.
         Store::Sqlite(_) => {
-            let mut sql = Sql::new("SELECT COUNT(*) FROM projection_checkpoints WHERE TRUE");
-            sql.in_list("name", names.iter().copied())
-                .push(" AND global_position >= ")
-                .bind(position);
-            let (caught_up,): (i64,) = sql.fetch_one(store).await?;
-            Ok(caught_up == names.len() as i64)
+            let mut sql = Sql::new("WITH n(name) AS (VALUES ");
+            for (i, name) in names.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(").bind(*name).push(")");
+            }
+            let of = row_of("c.name", "n.name");
+            sql.push(&format!(
+                ") SELECT COUNT(*) FROM n WHERE NOT EXISTS \
+                   (SELECT 1 FROM projection_checkpoints c WHERE {of}) \
+                 OR EXISTS (SELECT 1 FROM projection_checkpoints c WHERE {of} \
+                   AND c.global_position < "
+            ))
+            .bind(position)
+            .push(")");
+            let (behind,): (i64,) = sql.fetch_one(store).await?;
+            Ok(behind == 0)
         }
     }
 }
@@ -361,4 +376,186 @@ pub async fn record_built_version<'a>(
     .execute(on)
     .await?;
     Ok(())
+}
+
+/// The condition "row `alias`.name is one of follower `$n`'s checkpoint rows" (its own name,
+/// or a segment's `name@i/N`); `$n` is bound to the follower's name by the caller.
+fn of_follower(alias: &str, n: usize) -> String {
+    row_of(&format!("{alias}name"), &format!("${n}"))
+}
+
+/// The condition "checkpoint name `row` is follower `name`'s" (both SQL expressions).
+fn row_of(row: &str, name: &str) -> String {
+    format!("({row} = {name} OR substr({row}, 1, length({name}) + 1) = {name} || '@')")
+}
+
+/// Every checkpoint row of follower `name` (its own, or its segments'), by name.
+pub async fn segment_checkpoints(
+    store: &Store,
+    name: &str,
+) -> Result<Vec<(String, Checkpoint)>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = Sql::new(format!(
+        "SELECT name, CAST(transaction_id AS TEXT), global_position FROM projection_checkpoints \
+          WHERE {} ORDER BY name",
+        of_follower("", 1)
+    ))
+    .arg(name)
+    .fetch_all(store)
+    .await?;
+    rows.into_iter()
+        .map(|(row, xid, position)| Ok((row, checkpoint_of(Some((xid, position)))?)))
+        .collect()
+}
+
+/// Locks every checkpoint row of follower `name` inside `on` (its own or its segments'),
+/// returning them by name; none are created.
+pub async fn lock_segment_checkpoints<'a>(
+    on: impl Into<Executor<'a>>,
+    name: &str,
+) -> Result<Vec<(String, Checkpoint)>, sqlx::Error> {
+    let on = on.into();
+    let lock = match on.kind() {
+        StoreKind::Postgres => " FOR UPDATE",
+        StoreKind::Sqlite => "",
+    };
+    let rows: Vec<(String, String, i64)> = Sql::new(format!(
+        "SELECT name, CAST(transaction_id AS TEXT), global_position FROM projection_checkpoints \
+          WHERE {} ORDER BY name{lock}",
+        of_follower("", 1)
+    ))
+    .arg(name)
+    .fetch_all(on)
+    .await?;
+    rows.into_iter()
+        .map(|(row, xid, position)| Ok((row, checkpoint_of(Some((xid, position)))?)))
+        .collect()
+}
+
+/// Brings follower `name`'s checkpoint rows to the layout `names` (its segments' checkpoint
+/// names, see [`crate::segments::checkpoint_names`]) in one transaction: when the rows are
+/// already those, nothing changes; otherwise the missing rows start at the LOWEST checkpoint
+/// of the rows there were (in commit-safe order; the start if there were none) and the rows
+/// of another layout are deleted. Whatever a new segment replays was applied before by an old
+/// one: read-model rows remember their last applied position (a replay is a no-op) and the
+/// saga's commands are refused a second time. Returns whether the layout changed.
+pub async fn ensure_segments(
+    store: &Store,
+    name: &str,
+    names: &[String],
+) -> Result<bool, sqlx::Error> {
+    let mut tx = store.begin().await?;
+    let rows = lock_segment_checkpoints(&mut tx, name).await?;
+    let mut have: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+    have.sort_unstable();
+    let mut wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    if have == wanted || rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let lowest = rows
+        .iter()
+        .map(|(_, cp)| *cp)
+        .min_by_key(|cp| (cp.transaction_id, cp.position))
+        .unwrap_or(Checkpoint::START);
+    for (row, _) in &rows {
+        if !wanted.contains(&row.as_str()) {
+            delete_checkpoint(&mut tx, row).await?;
+            Sql::new("DELETE FROM projection_status WHERE name = $1")
+                .arg(row.as_str())
+                .execute(&mut tx)
+                .await?;
+        }
+    }
+    for new in &wanted {
+        if !have.contains(new) {
+            write_checkpoint(&mut tx, new, lowest).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Sets EVERY checkpoint row of follower `name` (its own or its segments'; its own if it has
+/// none) to `cp` inside `on`, which must hold their locks ([`lock_segment_checkpoints`]).
+pub async fn write_segment_checkpoints<'a>(
+    on: impl Into<Executor<'a>>,
+    name: &str,
+    cp: Checkpoint,
+) -> Result<(), sqlx::Error> {
+    let mut on = on.into();
+    let rows = lock_segment_checkpoints(on.reborrow(), name).await?;
+    if rows.is_empty() {
+        return write_checkpoint(on, name, cp).await;
+    }
+    for (row, _) in rows {
+        write_checkpoint(on.reborrow(), &row, cp).await?;
+    }
+    Ok(())
+}
+
+/// A worker process's heartbeat row (`follower_workers`), the registry of live workers that
+/// share the segments.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct WorkerRow {
+    /// The worker's owner id.
+    pub owner: String,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// Records a heartbeat of worker `owner` at `now`.
+pub async fn heartbeat(store: &Store, owner: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    Sql::new(
+        "INSERT INTO follower_workers (owner, heartbeat_at) VALUES ($1, $2) \
+         ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+    )
+    .arg(owner)
+    .arg(now)
+    .execute(store)
+    .await?;
+    Ok(())
+}
+
+/// The workers whose last heartbeat is at or after `since`, by owner id; rows older than
+/// `forget_before` are deleted on the way.
+pub async fn live_workers(
+    store: &Store,
+    since: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+) -> Result<Vec<String>, sqlx::Error> {
+    Sql::new("DELETE FROM follower_workers WHERE heartbeat_at < $1")
+        .arg(forget_before)
+        .execute(store)
+        .await?;
+    let rows: Vec<(String,)> =
+        Sql::new("SELECT owner FROM follower_workers WHERE heartbeat_at >= $1 ORDER BY owner")
+            .arg(since)
+            .fetch_all(store)
+            .await?;
+    Ok(rows.into_iter().map(|(owner,)| owner).collect())
+}
+
+/// Removes worker `owner`'s heartbeat row (a clean stop).
+pub async fn forget_worker(store: &Store, owner: &str) -> Result<(), sqlx::Error> {
+    Sql::new("DELETE FROM follower_workers WHERE owner = $1")
+        .arg(owner)
+        .execute(store)
+        .await?;
+    Ok(())
+}
+
+/// Locks every checkpoint row of follower `name` inside `on` — its segments' if it is split,
+/// else its own (created at the start if missing) — so that nothing applies to it meanwhile.
+pub async fn lock_follower<'a>(
+    on: impl Into<Executor<'a>>,
+    name: &str,
+) -> Result<Vec<(String, Checkpoint)>, sqlx::Error> {
+    let mut on = on.into();
+    let rows = lock_segment_checkpoints(on.reborrow(), name).await?;
+    if rows.is_empty() {
+        let cp = lock_checkpoint(on, name).await?;
+        return Ok(vec![(name.to_string(), cp)]);
+    }
+    Ok(rows)
 }

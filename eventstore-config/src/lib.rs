@@ -1,7 +1,7 @@
 //! eventstore-config: everything between the pure `domain` and the processes — settings (file +
 //! environment), store selection (PostgreSQL via postgres-es, SQLite via sqlite-es), migrations,
 //! the command bus, the commit-safe global log reader, temporal loads and snapshots, the one
-//! LISTEN/NOTIFY listener ([`notify`]), the order saga's tables ([`saga_tables`]), the log
+//! LISTEN/NOTIFY listener ([`notify`]), the segments of log followers ([`segments`]), the order saga's tables ([`saga_tables`]), the log
 //! followers' checkpoint and status rows ([`followers`]) and the export and import of the log
 //! as JSON lines ([`transfer`]).
 //! May depend on `domain` only (never on command-api, projectors or query-api).
@@ -37,7 +37,7 @@
 //!
 //! Each table is named by exactly one production module, its owner; everyone else calls the
 //! owner's functions: `events` — [`log`] (the command bus appends through its
-//! `INSERT_EVENTS`); `projection_checkpoints`, `projection_status` — [`followers`];
+//! `INSERT_EVENTS`); `projection_checkpoints`, `projection_status`, `follower_workers` — [`followers`];
 //! `order_sagas`, `order_saga_steps`, `saga_deadlines` — [`saga_tables`];
 //! `aggregate_snapshots` — [`snapshots`]; `email_claims` — [`email_registry`]; `secrets` —
 //! [`secrets`]; `personal_data_keys` — [`personal`]. Elsewhere: `projection_dead_letters` —
@@ -57,6 +57,7 @@ pub mod personal;
 pub mod read_error;
 pub mod saga_tables;
 pub mod secrets;
+pub mod segments;
 pub mod settings;
 pub mod snapshots;
 pub mod sql;

@@ -39,6 +39,9 @@ const SETTING_KEYS: &[&str] = &[
     // Housekeeping.
     "idempotency_key_ttl_secs",
     "housekeeping_interval_secs",
+    // Segments of the log followers.
+    "segments",
+    "segments_of",
 ];
 
 /// Everything a process of eventshop can be configured with.
@@ -102,6 +105,13 @@ pub struct Settings {
     /// Seconds between housekeeping sweeps (expired idempotency keys, superseded snapshots) in
     /// `serve` and `command-api` (0: no sweeps).
     pub housekeeping_interval_secs: u64,
+    /// Segments every log follower (each projection, the order saga, the relay) is split into
+    /// (see `eventstore_config::segments`); 1: one worker applies it all.
+    pub segments: u32,
+    /// Per-follower overrides of [`segments`](Self::segments), by follower name (`orders`,
+    /// `saga:orders`, `relay:nats`, …): TOML `[segments_of]`, or
+    /// `EVENTSHOP_SEGMENTS_OF='{orders=4,audit=1}'`.
+    pub segments_of: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for Settings {
@@ -131,6 +141,8 @@ impl Default for Settings {
             nats_duplicate_window_secs: 600,
             idempotency_key_ttl_secs: 24 * 3600,
             housekeeping_interval_secs: 300,
+            segments: 1,
+            segments_of: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -141,6 +153,16 @@ impl Default for Settings {
 pub struct SettingsError(#[from] Box<figment::Error>);
 
 impl Settings {
+    /// How many segments follower `name` is split into (its override, else
+    /// [`segments`](Self::segments); at least 1).
+    pub fn segments_for(&self, name: &str) -> u32 {
+        self.segments_of
+            .get(name)
+            .copied()
+            .unwrap_or(self.segments)
+            .max(1)
+    }
+
     /// Loads the settings from the default file (`EVENTSHOP_CONFIG` or `./eventshop.toml`, if it
     /// exists) and the process environment.
     pub fn load() -> Result<Self, SettingsError> {
@@ -228,6 +250,22 @@ mod tests {
             let settings: Settings = Settings::figment(None).extract()?;
             assert_eq!(settings.idempotency_key_ttl_secs, 3600);
             assert_eq!(settings.housekeeping_interval_secs, 0);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn given_segment_variables_when_loaded_then_each_follower_gets_its_count() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let defaults: Settings = Settings::figment(None).extract()?;
+            assert_eq!(defaults.segments_for("orders"), 1);
+            jail.set_env("EVENTSHOP_SEGMENTS", "4");
+            jail.set_env("EVENTSHOP_SEGMENTS_OF", "{audit=1,\"saga:orders\"=6}");
+            let settings: Settings = Settings::figment(None).extract()?;
+            assert_eq!(settings.segments_for("orders"), 4);
+            assert_eq!(settings.segments_for("audit"), 1);
+            assert_eq!(settings.segments_for("saga:orders"), 6);
             Ok(())
         });
     }

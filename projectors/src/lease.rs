@@ -3,11 +3,16 @@
 //! [`Lease::keep`] renews when due, [`Lease::release`] gives the job up.
 //!
 //! PostgreSQL: a session advisory lock held on a dedicated connection (freed by the server when
-//! the process dies). SQLite: a lease (owner, expires_at) in `projection_status`, renewed every
+//! the process dies), or — for the segments of [`crate::segments`] — on ONE [`LockSession`]
+//! per process that holds the locks of all its segments (a lost session loses them all; a
+//! ping that takes longer than [`PING_TIMEOUT`] counts as lost, so a host cut off from the
+//! network stops within seconds, while the server frees its locks once its TCP keepalives
+//! find the connection dead). SQLite: a lease (owner, expires_at) in `projection_status`, renewed every
 //! second and taken over once it has expired ([`LEASE_TTL`]). Safety does not rest on the lease
 //! alone: every batch compares and sets the checkpoint under a row lock, so even two writers
 //! could not apply an event twice.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -22,6 +27,9 @@ use crate::progress;
 pub const LEASE_TTL: Duration = Duration::from_secs(5);
 /// How often a held lease is renewed (and a missing one retried).
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a lock session's ping may take before the session counts as lost.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The first key of every eventshop projection advisory lock ("ESHP").
 pub const ADVISORY_CLASS: i32 = 0x4553_4850;
@@ -54,6 +62,154 @@ enum Hold {
     Postgres(PgConnection),
     /// The lease row (renewed by time).
     Sqlite,
+    /// An advisory lock held on the process's shared session, as of its `generation`.
+    Shared(Arc<LockSession>, u64),
+}
+
+/// One PostgreSQL session holding many advisory locks of one process (its segments' leases).
+pub struct LockSession {
+    options: PgConnectOptions,
+    state: tokio::sync::Mutex<SessionState>,
+}
+
+struct SessionState {
+    conn: Option<PgConnection>,
+    /// Bumped on every new connection: locks of an older generation are gone.
+    generation: u64,
+    /// When the connection last answered.
+    alive: Instant,
+}
+
+impl LockSession {
+    /// A session for `store` (PostgreSQL; `None` on SQLite, whose leases are rows).
+    pub fn for_store(store: &Store, owner: &str) -> Option<Arc<LockSession>> {
+        match store {
+            Store::Postgres(pool) => {
+                let options: PgConnectOptions = pool.connect_options().as_ref().clone();
+                let options = options.application_name(&format!("eventshop locks {owner}"));
+                Some(Arc::new(LockSession {
+                    options,
+                    state: tokio::sync::Mutex::new(SessionState {
+                        conn: None,
+                        generation: 0,
+                        alive: Instant::now(),
+                    }),
+                }))
+            }
+            Store::Sqlite(_) => None,
+        }
+    }
+
+    /// Tries the advisory lock of `name`; the generation it was taken in.
+    async fn try_lock(&self, name: &str) -> Result<Option<u64>, sqlx::Error> {
+        let mut state = self.state.lock().await;
+        if state.conn.is_none() {
+            let conn = tokio::time::timeout(PING_TIMEOUT * 2, self.options.connect())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            state.conn = Some(conn);
+            state.generation += 1;
+            state.alive = Instant::now();
+        }
+        let generation = state.generation;
+        let Some(conn) = state.conn.as_mut() else {
+            return Ok(None);
+        };
+        let query = Sql::new("SELECT pg_try_advisory_lock($1::int4, $2::int4)")
+            .arg(ADVISORY_CLASS)
+            .arg(advisory_key(name));
+        let result = tokio::time::timeout(PING_TIMEOUT, query.fetch_one::<(bool,)>(&mut *conn))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)
+            .and_then(|r| r);
+        match result {
+            Ok((true,)) => {
+                state.alive = Instant::now();
+                Ok(Some(generation))
+            }
+            Ok((false,)) => Ok(None),
+            Err(error) => {
+                state.conn = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether the locks of `generation` are still held (pings at most every 500 ms).
+    async fn holds(&self, generation: u64) -> bool {
+        let mut state = self.state.lock().await;
+        if state.generation != generation || state.conn.is_none() {
+            return false;
+        }
+        if state.alive.elapsed() < Duration::from_millis(500) {
+            return true;
+        }
+        let Some(conn) = state.conn.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
+            Ok(Ok(())) => {
+                state.alive = Instant::now();
+                true
+            }
+            _ => {
+                state.conn = None;
+                false
+            }
+        }
+    }
+
+    /// Releases the advisory lock of `name` taken in `generation`.
+    async fn unlock(&self, name: &str, generation: u64) {
+        let mut state = self.state.lock().await;
+        if state.generation != generation {
+            return;
+        }
+        let Some(conn) = state.conn.as_mut() else {
+            return;
+        };
+        let query = Sql::new("SELECT pg_advisory_unlock($1::int4, $2::int4)")
+            .arg(ADVISORY_CLASS)
+            .arg(advisory_key(name));
+        let result = tokio::time::timeout(PING_TIMEOUT, query.fetch_one::<(bool,)>(&mut *conn)).await;
+        if !matches!(result, Ok(Ok(_))) {
+            state.conn = None;
+        }
+    }
+
+    /// Closes the session (every lock it holds is released).
+    pub async fn close(&self) {
+        let mut state = self.state.lock().await;
+        if let Some(conn) = state.conn.take() {
+            conn.close().await.ok();
+        }
+    }
+}
+
+/// Tries to become the owner of job `name` through `session` (PostgreSQL) or the lease row
+/// (SQLite, `session` is `None`). `Ok(None)`: another worker owns it.
+pub async fn try_acquire_in(
+    session: Option<&Arc<LockSession>>,
+    store: &Store,
+    name: &str,
+    owner: &str,
+) -> Result<Option<Lease>, sqlx::Error> {
+    let Some(session) = session else {
+        return try_acquire(store, name, owner).await;
+    };
+    let Some(generation) = session.try_lock(name).await? else {
+        return Ok(None);
+    };
+    if let Err(error) = progress::record_owner(store, name, owner, Utc::now()).await {
+        session.unlock(name, generation).await;
+        return Err(error);
+    }
+    Ok(Some(Lease {
+        name: name.to_string(),
+        owner: owner.to_string(),
+        renewed: Instant::now(),
+        hold: Hold::Shared(session.clone(), generation),
+    }))
 }
 
 /// Tries to become the owner of job `name`. `Ok(None)`: another worker owns it.
@@ -127,6 +283,11 @@ impl Lease {
         }
     }
 
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Renews the lease if [`RENEW_EVERY`] has passed since the last renewal; `false` if it
     /// was lost (connection gone, taken over, or the renewal failed).
     pub async fn keep(&mut self, store: &Store) -> bool {
@@ -149,6 +310,7 @@ impl Lease {
     pub async fn renew(&mut self, store: &Store) -> Result<bool, sqlx::Error> {
         let kept = match &mut self.hold {
             Hold::Postgres(conn) => conn.ping().await.is_ok(),
+            Hold::Shared(session, generation) => session.holds(*generation).await,
             Hold::Sqlite => {
                 progress::extend_lease(store, &self.name, &self.owner, expires_after(Utc::now()))
                     .await?
@@ -163,8 +325,12 @@ impl Lease {
     /// Gives the job up.
     pub async fn release(self, store: &Store) {
         let _ = progress::clear_owner(store, &self.name, &self.owner).await;
-        if let Hold::Postgres(conn) = self.hold {
-            conn.close().await.ok();
+        match self.hold {
+            Hold::Postgres(conn) => {
+                conn.close().await.ok();
+            }
+            Hold::Shared(session, generation) => session.unlock(&self.name, generation).await,
+            Hold::Sqlite => {}
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   `eventstore_config::followers`).
 //! * [`runner`]: workers, wake-up (LISTEN/NOTIFY + polling), retries and dead letters;
 //!   [`run_all`] starts every projection.
+//! * [`share`]: segments (see `eventstore_config::segments`) shared fairly among the live
+//!   worker processes (heartbeats, targets, giving a segment up between two batches).
 //! * [`lease`] (the one lease helper), [`progress`] (the `projection_dead_letters` rows, and
 //!   the status calls of `eventstore_config::followers`), [`rebuild`], [`status`].
 //! * [`versions`]: a projection stored at another version than its code's is rebuilt
@@ -23,6 +25,7 @@ pub mod progress;
 pub mod rebuild;
 pub mod runner;
 pub mod saga;
+pub mod share;
 pub mod sql;
 pub mod status;
 pub mod versions;
@@ -31,5 +34,5 @@ pub use indicatif;
 pub use model::{Projection, TableDef, Val};
 pub use read_models::{self, model};
 pub use rebuild::{rebuild, RebuildReport};
-pub use runner::{catch_up, run_all, run_with, RunnerOptions};
+pub use runner::{catch_up, run_all, run_segmented, run_with, RunnerOptions};
 pub use status::{statuses, ProjectionStatus};

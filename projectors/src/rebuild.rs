@@ -2,7 +2,8 @@
 //! (`<table>__rebuild`, checkpoint `<name>__rebuild`) while the live tables keep serving, then in
 //! ONE transaction — holding the live checkpoint's row lock, so the live worker waits — catch
 //! the copies up to the log's readable end, swap them in by renaming, and set the live
-//! checkpoint to where the rebuild finished. Events appended meanwhile are applied by the live
+//! checkpoint — every segment's, see `eventstore_config::segments` — to where the rebuild
+//! finished. Events appended meanwhile are applied by the live
 //! worker from that checkpoint on: none is lost or applied twice.
 
 use std::sync::Arc;
@@ -246,7 +247,8 @@ async fn swap(
     let name = projection.name();
     let rebuild_name = rebuild_checkpoint(name);
     let mut tx = Tx::begin(store).await?;
-    tx.lock_checkpoint(name).await?;
+    // Every segment's checkpoint row: their workers wait for the swap.
+    eventstore_config::followers::lock_follower(&mut tx, name).await?;
     let mut cp = tx.lock_checkpoint(&rebuild_name).await?;
     loop {
         let events = match store {
@@ -266,7 +268,7 @@ async fn swap(
     for table in projection.tables() {
         swap_table(&mut tx, table).await?;
     }
-    tx.write_checkpoint(name, cp).await?;
+    eventstore_config::followers::write_segment_checkpoints(&mut tx, name, cp).await?;
     eventstore_config::followers::delete_checkpoint(&mut tx, &rebuild_name).await?;
     // The rows are now this code's.
     record_built_version(&mut tx, name, projection.version()).await?;
@@ -384,8 +386,9 @@ pub async fn rebuild_position(store: &Store, name: &str) -> anyhow::Result<Optio
 /// Resets `name`'s live checkpoint to the start (its rows stay: replayed events are no-ops).
 pub async fn reset_checkpoint(store: &Store, name: &str) -> anyhow::Result<()> {
     let mut tx = Tx::begin(store).await?;
-    tx.lock_checkpoint(name).await?;
-    tx.write_checkpoint(name, Checkpoint::START).await?;
+    eventstore_config::followers::lock_follower(&mut tx, name).await?;
+    eventstore_config::followers::write_segment_checkpoints(&mut tx, name, Checkpoint::START)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventstore_config::notify::Wake;
-use eventstore_config::{Checkpoint, Settings, Store, StoredEvent};
+use eventstore_config::segments::{checkpoint_names, Segment};
+use eventstore_config::{followers, Checkpoint, Settings, Store, StoredEvent};
 use tokio::sync::watch;
 
 use crate::lease::{self, Lease, RENEW_EVERY};
 use crate::model::{FoldError, Projection};
 use crate::progress;
 use crate::read_models;
+use crate::share::Share;
 use crate::sql::{self, BatchError, Tx};
 
 /// How a worker runs.
@@ -69,14 +71,45 @@ pub async fn apply_next_batch(
     cp: Checkpoint,
     batch: u32,
 ) -> Result<Batch, BatchError> {
-    let events = store.read_after(cp, batch).await.map_err(|e| match e {
+    apply_next_segment_batch(store, projection, Segment::WHOLE, cp, batch).await
+}
+
+/// Reads the next batch after `cp` and keeps the events of `segment` (see
+/// [`eventstore_config::segments`]; `None`: nothing was read), with the checkpoint of the last
+/// event read.
+pub async fn read_segment(
+    store: &Store,
+    segment: Segment,
+    cp: Checkpoint,
+    batch: u32,
+) -> Result<Option<(Vec<StoredEvent>, Checkpoint)>, BatchError> {
+    let mut events = store.read_after(cp, batch).await.map_err(|e| match e {
         eventstore_config::ReadError::Database(e) => BatchError::Database(e),
         other => BatchError::Database(sqlx::Error::Protocol(other.to_string())),
     })?;
-    if events.is_empty() {
-        return Ok(Batch::Idle);
+    let Some(last) = events.last().map(StoredEvent::checkpoint) else {
+        return Ok(None);
+    };
+    if segment.of > 1 {
+        events.retain(|e| segment.owns(&e.aggregate_id));
     }
-    apply_events(store, projection, cp, &events).await
+    Ok(Some((events, last)))
+}
+
+/// As [`apply_next_batch`], for one segment: applies the batch's events of `segment` and moves
+/// the segment's checkpoint past every event read.
+pub async fn apply_next_segment_batch(
+    store: &Store,
+    projection: &dyn Projection,
+    segment: Segment,
+    cp: Checkpoint,
+    batch: u32,
+) -> Result<Batch, BatchError> {
+    let Some((events, through)) = read_segment(store, segment, cp, batch).await? else {
+        return Ok(Batch::Idle);
+    };
+    let name = segment.checkpoint_name(projection.name());
+    apply_segment_events(store, projection, &name, cp, &events, through).await
 }
 
 /// Applies `events` (read after `cp`) in one transaction with the checkpoint.
@@ -89,20 +122,42 @@ pub async fn apply_events(
     let Some(last) = events.last() else {
         return Ok(Batch::Idle);
     };
+    apply_segment_events(
+        store,
+        projection,
+        projection.name(),
+        cp,
+        events,
+        last.checkpoint(),
+    )
+    .await
+}
+
+/// Applies `events` (read after `cp`) and moves the checkpoint row `checkpoint` to `through`
+/// in one transaction (compare-and-set: [`Batch::Moved`] if the row is not at `cp`).
+pub async fn apply_segment_events(
+    store: &Store,
+    projection: &dyn Projection,
+    checkpoint: &str,
+    cp: Checkpoint,
+    events: &[StoredEvent],
+    through: Checkpoint,
+) -> Result<Batch, BatchError> {
     let mut tx = Tx::begin(store).await?;
-    let locked = tx.lock_checkpoint(projection.name()).await?;
+    let locked = tx.lock_checkpoint(checkpoint).await?;
     if locked != cp {
         tx.rollback().await.ok();
         return Ok(Batch::Moved(locked));
     }
-    if let Err(error) = tx.apply(projection, events, "").await {
-        tx.rollback().await.ok();
-        return Err(error);
+    if !events.is_empty() {
+        if let Err(error) = tx.apply(projection, events, "").await {
+            tx.rollback().await.ok();
+            return Err(error);
+        }
     }
-    tx.write_checkpoint(projection.name(), last.checkpoint())
-        .await?;
+    tx.write_checkpoint(checkpoint, through).await?;
     tx.commit().await?;
-    Ok(Batch::Applied(events.len(), last.checkpoint()))
+    Ok(Batch::Applied(events.len(), through))
 }
 
 /// Applies everything readable now to `projection`, without a lease (tests, tools). Returns the
@@ -126,15 +181,16 @@ pub async fn catch_up(
     }
 }
 
-/// Whether `projection`'s checkpoint has passed every event at or below `position`.
+/// Whether `projection`'s checkpoint — each of its segments' — has passed every event at or
+/// below `position` (`name` may also be one segment's checkpoint name).
 pub async fn has_applied_through(
     store: &Store,
     name: &str,
     position: i64,
 ) -> Result<bool, sqlx::Error> {
-    let cp = sql::read_checkpoint(store, name).await?;
-    // Commit-safe: a lower position may have committed after the checkpoint's.
-    store.has_read_through(cp, position).await
+    // Every segment's row (or the one row), commit-safe: a lower position may have committed
+    // after a checkpoint's.
+    followers::applied_through(store, &[name], position).await
 }
 
 async fn park(
@@ -155,12 +211,16 @@ async fn park(
     .await
 }
 
-/// Removes the parked events of `name` its checkpoint has passed (applied by the current code
-/// after a restart). Whether any are left.
-async fn forget_applied(store: &Store, name: &str) -> Result<bool, sqlx::Error> {
+/// Removes the parked events of `name` (of `segment`) that the segment's checkpoint has
+/// passed (applied by the current code after a restart). Whether any are left.
+async fn forget_applied(store: &Store, name: &str, segment: Segment) -> Result<bool, sqlx::Error> {
+    let checkpoint = segment.checkpoint_name(name);
     let mut left = false;
     for row in progress::list_dead_letters(store, Some(name)).await? {
-        if has_applied_through(store, name, row.global_position).await? {
+        if !segment.owns(&row.aggregate_id) {
+            continue;
+        }
+        if has_applied_through(store, &checkpoint, row.global_position).await? {
             progress::remove_dead_letter(store, name, row.global_position).await?;
             tracing::info!(
                 projection = name,
@@ -174,6 +234,18 @@ async fn forget_applied(store: &Store, name: &str) -> Result<bool, sqlx::Error> 
     Ok(left)
 }
 
+/// How many of `name`'s parked events belong to `segment`.
+async fn parked_in(store: &Store, name: &str, segment: Segment) -> Result<usize, sqlx::Error> {
+    if segment.of <= 1 {
+        return Ok(progress::dead_letters(store, name).await? as usize);
+    }
+    Ok(progress::list_dead_letters(store, Some(name))
+        .await?
+        .iter()
+        .filter(|row| segment.owns(&row.aggregate_id))
+        .count())
+}
+
 /// How a worker ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -184,24 +256,30 @@ pub enum Outcome {
         /// The parked event's position.
         position: i64,
     },
+    /// The segment was given up to a worker below its share.
+    GivenUp,
 }
 
-/// Applies batches to `projection` until shutdown or a parked event, assuming the lease is
-/// held. Database failures are retried with backoff forever; an event that fails
-/// `max_attempts` times is parked after the events before it are applied.
+/// Applies batches of `segment` to `projection` until shutdown or a parked event, assuming the
+/// lease is held. Database failures are retried with backoff forever; an event that fails
+/// `max_attempts` times is parked after the events before it are applied. `Ok(None)`: the
+/// lease was lost, or given up to a worker below its share.
 async fn work(
     store: &Store,
     projection: &dyn Projection,
+    segment: Segment,
     options: &RunnerOptions,
     lease: &mut Lease,
+    share: Option<&Share>,
     wake: &mut watch::Receiver<u64>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Outcome>> {
     let name = projection.name();
-    let mut cp = sql::read_checkpoint(store, name).await?;
+    let checkpoint = segment.checkpoint_name(name);
+    let mut cp = sql::read_checkpoint(store, &checkpoint).await?;
     // Events parked before this start that the current code may now apply: their rows go once
     // the checkpoint passes them.
-    let mut parked = progress::dead_letters(store, name).await? > 0;
+    let mut parked = parked_in(store, name, segment).await? > 0;
     let mut attempts = 0u32;
     let mut state = "";
     let mut eager_until = Instant::now();
@@ -212,12 +290,19 @@ async fn work(
         if !lease.keep(store).await {
             return Ok(None);
         }
-        match apply_next_batch(store, projection, cp, options.batch).await {
+        // Between two batches: a worker above its share gives this segment up.
+        if let Some(share) = share {
+            if share.give_up(name, segment.of) {
+                tracing::info!(job = %checkpoint, "segment given up to a worker below its share");
+                return Ok(Some(Outcome::GivenUp));
+            }
+        }
+        match apply_next_segment_batch(store, projection, segment, cp, options.batch).await {
             Ok(Batch::Applied(n, next)) => {
                 attempts = 0;
                 cp = next;
                 if parked {
-                    parked = forget_applied(store, name).await.unwrap_or(true);
+                    parked = forget_applied(store, name, segment).await.unwrap_or(true);
                 }
                 if state != "running" {
                     state = "running";
@@ -266,10 +351,23 @@ async fn work(
                 attempts += 1;
                 tracing::warn!(projection = name, position, attempts, %error, "event failed");
                 if attempts >= options.max_attempts {
-                    let events = store.read_after(cp, options.batch).await?;
+                    let events = match read_segment(store, segment, cp, options.batch).await? {
+                        Some((events, _)) => events,
+                        None => Vec::new(),
+                    };
                     // Apply what comes before the failing event, then park it and stop.
-                    if index > 0 {
-                        match apply_events(store, projection, cp, &events[..index]).await? {
+                    if index > 0 && index <= events.len() {
+                        let through = events[index - 1].checkpoint();
+                        match apply_segment_events(
+                            store,
+                            projection,
+                            &checkpoint,
+                            cp,
+                            &events[..index],
+                            through,
+                        )
+                        .await?
+                        {
                             Batch::Applied(..) => {}
                             // Someone else moved the checkpoint: start over from there.
                             Batch::Moved(next) => {
@@ -327,20 +425,52 @@ pub async fn run_projection(
     store: Store,
     projection: Arc<dyn Projection>,
     options: RunnerOptions,
+    wake: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Outcome> {
+    run_segment(
+        store,
+        projection,
+        Segment::WHOLE,
+        options,
+        None,
+        wake,
+        shutdown,
+    )
+    .await
+}
+
+/// Runs the worker of one segment of a projection: waits until this process is below its
+/// share of the projection's segments ([`Share`]; always, without one) and the segment's
+/// lease is free, applies batches while holding it, and goes back to waiting if the lease is
+/// lost or the segment given up.
+pub async fn run_segment(
+    store: Store,
+    projection: Arc<dyn Projection>,
+    segment: Segment,
+    options: RunnerOptions,
+    share: Option<Arc<Share>>,
     mut wake: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Outcome> {
     let name = projection.name();
+    let job = segment.checkpoint_name(name);
     loop {
-        let Some(mut lease) = Lease::wait(&store, name, &options.owner, &mut shutdown).await else {
+        let lease = match &share {
+            None => Lease::wait(&store, &job, &options.owner, &mut shutdown).await,
+            Some(share) => claim(&store, share, name, &job, segment.of, &mut shutdown).await,
+        };
+        let Some(mut lease) = lease else {
             return Ok(Outcome::Stopped);
         };
         let result = loop {
             let result = work(
                 &store,
                 &*projection,
+                segment,
                 &options,
                 &mut lease,
+                share.as_deref(),
                 &mut wake,
                 &mut shutdown,
             )
@@ -348,7 +478,9 @@ pub async fn run_projection(
             if let Ok(Some(Outcome::Stuck { position })) = result {
                 // Keep the lease (another worker would fail on the same event) until the
                 // parked event is retried or skipped (`projections retry|skip`), then go on.
-                if wait_while_parked(&store, name, &options, &mut lease, &mut shutdown).await {
+                if wait_while_parked(&store, name, segment, &options, &mut lease, &mut shutdown)
+                    .await
+                {
                     tracing::info!(
                         projection = name,
                         position,
@@ -360,8 +492,20 @@ pub async fn run_projection(
             break result;
         };
         lease.release(&store).await;
+        if let Some(share) = &share {
+            if !matches!(result, Ok(Some(Outcome::GivenUp))) {
+                share.release(name);
+            }
+        }
         match result {
             Ok(None) => continue,
+            Ok(Some(Outcome::GivenUp)) => {
+                // Leave the segment to the worker below its share for a moment.
+                tokio::select! {
+                    _ = tokio::time::sleep(RENEW_EVERY * 2) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
             Ok(Some(outcome)) => return Ok(outcome),
             Err(error) => {
                 tracing::warn!(projection = name, error = %format!("{error:#}"), "worker failed; retrying");
@@ -374,11 +518,49 @@ pub async fn run_projection(
     }
 }
 
-/// Waits, holding the lease, while `name` has parked events. True when none is left (retried or
-/// skipped); false on shutdown or a lost lease.
+/// Waits until this process may hold one more segment of `name` ([`Share::reserve`]) and the
+/// lease `job` is free, trying every [`RENEW_EVERY`]; `None` once `shutdown` is set. The one
+/// claiming loop of every segmented follower (projections, the saga, the relay).
+pub async fn claim(
+    store: &Store,
+    share: &Share,
+    name: &str,
+    job: &str,
+    segments: u32,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Lease> {
+    loop {
+        if *shutdown.borrow() {
+            return None;
+        }
+        if share.reserve(name, segments) {
+            match lease::try_acquire_in(share.session(), store, job, share.owner()).await {
+                Ok(Some(lease)) => {
+                    tracing::info!(job, owner = share.owner(), "segment claimed");
+                    return Some(lease);
+                }
+                Ok(None) => share.release(name),
+                Err(error) => {
+                    share.release(name);
+                    tracing::warn!(job, %error, "claim attempt failed");
+                }
+            }
+        }
+        // A little jitter, so that workers do not try in lockstep.
+        let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]));
+        tokio::select! {
+            _ = tokio::time::sleep(RENEW_EVERY + jitter) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Waits, holding the lease, while `name` has parked events in `segment`. True when none is
+/// left (retried or skipped); false on shutdown or a lost lease.
 async fn wait_while_parked(
     store: &Store,
     name: &str,
+    segment: Segment,
     options: &RunnerOptions,
     lease: &mut Lease,
     shutdown: &mut watch::Receiver<bool>,
@@ -387,7 +569,7 @@ async fn wait_while_parked(
         if *shutdown.borrow() || !lease.keep(store).await {
             return false;
         }
-        if matches!(progress::dead_letters(store, name).await, Ok(0)) {
+        if matches!(parked_in(store, name, segment).await, Ok(0)) {
             return true;
         }
         tokio::select! {
@@ -397,46 +579,109 @@ async fn wait_while_parked(
     }
 }
 
-/// Runs a worker for every projection (each under its lease) until `shutdown` completes. The
-/// one line `eventshop serve` needs.
+/// Runs a worker for every projection (each under its lease; split into the segments the
+/// settings give, shared with the other live workers) until `shutdown` completes. The one line
+/// `eventshop serve` needs.
 pub async fn run_all(
     store: Store,
-    _settings: &Settings,
+    settings: &Settings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let options = RunnerOptions::for_store(&store);
-    run_with(store, options, read_models::all(), shutdown).await
+    run_workers(
+        store,
+        options,
+        read_models::all(),
+        Some(settings.clone()),
+        false,
+        shutdown,
+    )
+    .await
 }
 
-/// As [`run_all`], with explicit options and projections.
+/// As [`run_all`], with explicit options and projections, each ONE segment under its own
+/// lease (no sharing: any worker takes any free projection).
 pub async fn run_with(
     store: Store,
     options: RunnerOptions,
     projections: Vec<Arc<dyn Projection>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    run_workers(store, options, projections, None, shutdown).await
+    run_workers(store, options, projections, None, false, shutdown).await
 }
 
-/// Runs a worker for every projection and, given the settings, the order saga and its deadline
+/// As [`run_with`], with each projection split into the segments `settings` give
+/// ([`Settings::segments_for`]) and the segments shared fairly with the other live workers
+/// ([`Share`]).
+pub async fn run_segmented(
+    store: Store,
+    settings: &Settings,
+    options: RunnerOptions,
+    projections: Vec<Arc<dyn Projection>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    run_workers(
+        store,
+        options,
+        projections,
+        Some(settings.clone()),
+        false,
+        shutdown,
+    )
+    .await
+}
+
+/// Brings every checkpoint row layout of `names` to its segment count in `settings`
+/// ([`followers::ensure_segments`]).
+pub async fn ensure_layouts(
+    store: &Store,
+    settings: &Settings,
+    names: &[&str],
+) -> Result<(), sqlx::Error> {
+    for name in names {
+        let segments = settings.segments_for(name);
+        if followers::ensure_segments(store, name, &checkpoint_names(name, segments)).await? {
+            tracing::info!(follower = name, segments, "segment layout changed");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a worker for every projection and, given `saga`, the order saga and its deadline
 /// worker beside them — all woken by ONE LISTEN/NOTIFY listener — until `shutdown` completes.
+/// Given `settings`, every follower is split into its segments and they are shared with the
+/// other live workers; without, each projection is one segment any worker may take.
 pub(crate) async fn run_workers(
     store: Store,
     options: RunnerOptions,
     projections: Vec<Arc<dyn Projection>>,
-    saga: Option<Settings>,
+    settings: Option<Settings>,
+    saga: bool,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let wake = Wake::start(&store, stop_rx.clone());
-    let saga = saga.map(|settings| {
-        tokio::spawn(crate::saga::run(
+    let share = match &settings {
+        Some(settings) => {
+            let mut names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+            if saga {
+                names.push(crate::saga::NAME);
+            }
+            ensure_layouts(&store, settings, &names).await?;
+            Some(Share::start(&store, &options.owner, stop_rx.clone()))
+        }
+        None => None,
+    };
+    let saga = match (&settings, saga) {
+        (Some(settings), true) => Some(tokio::spawn(crate::saga::run::run_shared(
             store.clone(),
-            settings,
+            settings.clone(),
+            share.clone(),
             wake.receiver(),
             stop_rx.clone(),
-        ))
-    });
+        ))),
+        _ => None,
+    };
     // A projection stored at another version is rebuilt blue/green beside its live worker.
     let rebuilds: Vec<_> = projections
         .iter()
@@ -449,18 +694,24 @@ pub(crate) async fn run_workers(
             ))
         })
         .collect();
-    let workers: Vec<_> = projections
-        .into_iter()
-        .map(|projection| {
-            tokio::spawn(run_projection(
+    let mut workers = Vec::new();
+    for projection in projections {
+        let segments = match &settings {
+            Some(settings) => settings.segments_for(projection.name()),
+            None => 1,
+        };
+        for segment in Segment::all(segments) {
+            workers.push(tokio::spawn(run_segment(
                 store.clone(),
-                projection,
+                projection.clone(),
+                segment,
                 options.clone(),
+                share.clone(),
                 wake.receiver(),
                 stop_rx.clone(),
-            ))
-        })
-        .collect();
+            )));
+        }
+    }
     shutdown.await;
     stop_tx.send_replace(true);
     for rebuild in rebuilds {
@@ -489,6 +740,9 @@ pub(crate) async fn run_workers(
             }
             Err(error) => tracing::error!(%error, "the saga panicked"),
         }
+    }
+    if let Some(share) = share {
+        share.close().await;
     }
     wake.stopped().await;
     Ok(())

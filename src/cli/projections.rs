@@ -24,9 +24,11 @@ pub enum ProjectorsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// One line per projection: name, version, position, lag, state, owner.
+    /// One line per projection (name, version, position, lag, state, owner), then one per
+    /// segment of each projection and of the saga (owner, position, lag).
     List {
-        /// One JSON object per line instead of a table.
+        /// One JSON object per line and segment (`name`, `segment`, `segments`, `owner`,
+        /// `position`, `lag`, and the projection's other fields) instead of tables.
         #[arg(long)]
         json: bool,
     },
@@ -136,12 +138,42 @@ pub async fn run(
             let all = projectors::statuses(store)
                 .await
                 .context("reading projection status")?;
+            // Every segment of every projection, then of the order saga.
+            let mut segments = Vec::new();
+            for name in all
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain([projectors::saga::NAME])
+            {
+                segments.push(
+                    projectors::status::segment_statuses(store, name)
+                        .await
+                        .context("reading segment status")?,
+                );
+            }
             if json {
-                for status in &all {
-                    println!("{}", status_json(status));
+                // One object per line and segment: the projection's fields with the segment's
+                // owner, position and lag.
+                for (i, rows) in segments.iter().enumerate() {
+                    for row in rows {
+                        let mut object = match all.get(i) {
+                            Some(status) => status_json(status),
+                            None => serde_json::json!({ "name": row.name }),
+                        };
+                        object["segment"] = row.segment.into();
+                        object["segments"] = row.segments.into();
+                        object["owner"] = row.owner.clone().into();
+                        object["position"] = row.position.into();
+                        object["lag"] = row.lag_events.into();
+                        object["lag_events"] = row.lag_events.into();
+                        object["lag_seconds"] = row.lag_seconds.into();
+                        println!("{object}");
+                    }
                 }
             } else {
                 print_table(&all);
+                println!();
+                print_segments(segments.iter().flatten());
             }
             Ok(())
         }
@@ -327,6 +359,26 @@ fn progress_bar() -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+fn print_segments<'a>(rows: impl Iterator<Item = &'a projectors::status::SegmentStatus>) {
+    println!(
+        "{:<12} {:>8} {:>12} {:>10} {:>9}  OWNER",
+        "FOLLOWER", "SEGMENT", "POSITION", "LAG", "LAG (s)"
+    );
+    for s in rows {
+        println!(
+            "{:<12} {:>8} {:>12} {:>10} {:>9}  {}",
+            s.name,
+            format!("{}/{}", s.segment, s.segments),
+            s.position,
+            s.lag_events,
+            s.lag_seconds
+                .map(|x| format!("{x:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            s.owner.as_deref().unwrap_or("-")
+        );
+    }
 }
 
 fn print_table(all: &[ProjectionStatus]) {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::TestStore;
 
 /// Builds the binary once per test process (a no-op when it is up to date); its path.
-fn binary() -> std::path::PathBuf {
+pub fn binary() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {

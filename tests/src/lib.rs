@@ -94,8 +94,14 @@ impl TestStore {
     }
 
     /// As [`postgres`](Self::postgres), with these settings (the URL is replaced).
-    pub async fn postgres_with(mut settings: Settings) -> Self {
-        let server = postgres_server_url();
+    pub async fn postgres_with(settings: Settings) -> Self {
+        Self::postgres_on(&postgres_server_url(), settings).await
+    }
+
+    /// As [`postgres_with`](Self::postgres_with), on the server whose maintenance database
+    /// `server` names (a test's own PostgreSQL instance).
+    pub async fn postgres_on(server: &str, mut settings: Settings) -> Self {
+        let server = server.to_string();
         let name = format!("eventshop_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&server)
             .await

@@ -136,6 +136,30 @@ async fn grant(bus: &CommandBus, subject: &str, command: PolicySetCommand) {
         .expect("policy command");
 }
 
+/// Places an order for `quantity` of `product_id` at 15.00 by `customer` (the saga takes it
+/// from there); its id.
+pub async fn place_order(bus: &CommandBus, customer: Uuid, product_id: Uuid, quantity: u32) -> Uuid {
+    let id = Uuid::now_v7();
+    order(
+        bus,
+        id,
+        OrderCommand::Place {
+            order_id: id,
+            account_id: customer,
+            items: vec![OrderLine {
+                product_id,
+                quantity: qty(quantity),
+                unit_price: eur(1500),
+            }],
+            currency: Currency::EUR,
+            placed_at: Utc::now(),
+        },
+        customer,
+    )
+    .await;
+    id
+}
+
 /// Pauses so that the next events get a later `recorded_at` than the previous ones.
 pub async fn tick() {
     tokio::time::sleep(Duration::from_millis(15)).await;

@@ -75,17 +75,29 @@ where
     }
 }
 
-/// Whether the saga has consumed every committed event (including the ones its own commands
+/// Whether the saga (every segment of it) has consumed every committed event (including the ones its own commands
 /// appended). Counts events after its checkpoint without the commit-safe reader's wait for
 /// older transactions, so an event not yet readable still counts as pending.
 pub async fn saga_caught_up(store: &Store) -> bool {
-    let checkpoint = projectors::sql::read_checkpoint(store, saga::NAME)
-        .await
-        .expect("saga checkpoint");
-    let (pending, _) = projectors::sql::events_after(store, checkpoint)
-        .await
-        .expect("count the events after the checkpoint");
-    pending == 0
+    let mut checkpoints: Vec<_> =
+        eventstore_config::followers::segment_checkpoints(store, saga::NAME)
+            .await
+            .expect("saga checkpoints")
+            .into_iter()
+            .map(|(_, cp)| cp)
+            .collect();
+    if checkpoints.is_empty() {
+        checkpoints.push(eventstore_config::Checkpoint::START);
+    }
+    for checkpoint in checkpoints {
+        let (pending, _) = projectors::sql::events_after(store, checkpoint)
+            .await
+            .expect("count the events after the checkpoint");
+        if pending > 0 {
+            return false;
+        }
+    }
+    true
 }
 
 /// The order's status.

@@ -1,4 +1,5 @@
-//! One saga batch: read the next events after the saga's checkpoint, group them by order, work
+//! One saga batch (of one segment: the orders whose id falls into it, see
+//! `eventstore_config::segments`): read the next events after the saga's checkpoint, group them by order, work
 //! on the orders concurrently (each order's events in log order), then store every touched
 //! order's saga, its steps, the payment deadlines and the checkpoint in ONE transaction. A
 //! crash between a command and that transaction replays the batch: the commands are refused as
@@ -12,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use eventstore_config::segments::Segment;
 use eventstore_config::{CommandBus, Store, StoredEvent};
 use futures::StreamExt;
 use uuid::Uuid;
@@ -40,8 +42,20 @@ pub async fn handle_batch(
     bus: &CommandBus,
     options: &SagaOptions,
 ) -> anyhow::Result<usize> {
+    handle_segment_batch(store, bus, options, Segment::WHOLE).await
+}
+
+/// As [`handle_batch`], for one segment: only the orders whose id falls into `segment` are
+/// worked on, and the segment's checkpoint moves past every event read.
+pub async fn handle_segment_batch(
+    store: &Store,
+    bus: &CommandBus,
+    options: &SagaOptions,
+    segment: Segment,
+) -> anyhow::Result<usize> {
     let started = Instant::now();
-    let cp = sql::read_checkpoint(store, NAME).await?;
+    let checkpoint = segment.checkpoint_name(NAME);
+    let cp = sql::read_checkpoint(store, &checkpoint).await?;
     let events = store.read_after(cp, options.batch).await?;
     let read = started.elapsed();
     let Some(last) = events.last().map(StoredEvent::checkpoint) else {
@@ -51,6 +65,9 @@ pub async fn handle_batch(
     let mut index: HashMap<Uuid, usize> = HashMap::new();
     for event in &events {
         if let Some((order_id, decoded)) = saga_event(event)? {
+            if segment.of > 1 && !segment.owns(&order_id.to_string()) {
+                continue;
+            }
             let slot = *index.entry(order_id).or_insert_with(|| {
                 groups.push((order_id, Vec::new()));
                 groups.len() - 1
@@ -84,11 +101,11 @@ pub async fn handle_batch(
         .any(|(_, _, w)| matches!(w, Worked::Failed(_)))
     {
         // Park only while the database answers: an outage fails the batch (retried) instead.
-        sql::read_checkpoint(store, NAME).await?;
+        sql::read_checkpoint(store, &checkpoint).await?;
     }
 
     let mut tx = Tx::begin(store).await?;
-    if tx.lock_checkpoint(NAME).await? != cp {
+    if tx.lock_checkpoint(&checkpoint).await? != cp {
         tx.rollback().await?;
         return Ok(0);
     }
@@ -132,7 +149,7 @@ pub async fn handle_batch(
             }
         }
     }
-    tx.write_checkpoint(NAME, last).await?;
+    tx.write_checkpoint(&checkpoint, last).await?;
     tx.commit().await?;
     tracing::debug!(
         events = events.len(),

@@ -96,7 +96,7 @@ async fn retry_order(
     }
     let result = work_on_order(store, bus, options, order_id, events).await?;
     let mut tx = Tx::begin(store).await?;
-    tx.lock_checkpoint(NAME).await?;
+    eventstore_config::followers::lock_follower(&mut tx, NAME).await?;
     if let Some(result) = result {
         result.save(&mut tx).await?;
     }

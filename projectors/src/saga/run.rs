@@ -1,15 +1,19 @@
-//! Running the order saga: its lease loop (batches while it owns [`NAME`], waiting on the
+//! Running the order saga: its lease loop (one per segment, see `eventstore_config::segments`) (batches while it owns [`NAME`], waiting on the
 //! process's LISTEN/NOTIFY wake-up or its poll), and resetting it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use eventstore_config::{saga_tables, Checkpoint, CommandBus, Settings, Store};
+use eventstore_config::segments::Segment;
+use eventstore_config::{followers, saga_tables, Checkpoint, CommandBus, Settings, Store};
 use tokio::sync::watch;
 
-use super::batch::handle_batch;
+use super::batch::handle_segment_batch;
 use super::deadlines::run_deadlines;
 use super::options::{SagaOptions, NAME};
-use crate::lease::Lease;
+use crate::lease::{Lease, RENEW_EVERY};
+use crate::runner::claim;
+use crate::share::Share;
 use crate::sql::Tx;
 
 /// Runs the saga (under its lease) and the deadline worker (under its own) until shutdown;
@@ -17,10 +21,26 @@ use crate::sql::Tx;
 pub async fn run(
     store: Store,
     settings: Settings,
-    mut wake: watch::Receiver<u64>,
+    wake: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let options = SagaOptions::from_settings(&settings);
+    run_shared(store, settings, None, wake, shutdown).await
+}
+
+/// As [`run`], with the saga split into the segments the settings give
+/// ([`Settings::segments_for`] of [`NAME`]): one task per segment, each claiming its segment
+/// through `share` (without one: waiting for its lease).
+pub async fn run_shared(
+    store: Store,
+    settings: Settings,
+    share: Option<Arc<Share>>,
+    wake: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut options = SagaOptions::from_settings(&settings);
+    if let Some(share) = &share {
+        options.owner = share.owner().to_string();
+    }
     let bus = CommandBus::new(store.clone(), &settings);
     let deadlines = tokio::spawn(run_deadlines(
         store.clone(),
@@ -28,11 +48,59 @@ pub async fn run(
         options.owner.clone(),
         shutdown.clone(),
     ));
-    let mut shutdown = shutdown;
-    while let Some(mut held) = Lease::wait(&store, NAME, &options.owner, &mut shutdown).await {
+    let segments = settings.segments_for(NAME);
+    let tasks: Vec<_> = Segment::all(segments)
+        .into_iter()
+        .map(|segment| {
+            tokio::spawn(run_segment(
+                store.clone(),
+                bus.clone(),
+                options.clone(),
+                segment,
+                share.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for task in tasks {
+        task.await.ok();
+    }
+    deadlines.await.ok();
+    Ok(())
+}
+
+/// One segment of the saga: claims it, handles batches while holding it, gives it up to a
+/// worker below its share between two batches.
+async fn run_segment(
+    store: Store,
+    bus: CommandBus,
+    options: SagaOptions,
+    segment: Segment,
+    share: Option<Arc<Share>>,
+    mut wake: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let job = segment.checkpoint_name(NAME);
+    loop {
+        let held = match &share {
+            None => Lease::wait(&store, &job, &options.owner, &mut shutdown).await,
+            Some(share) => claim(&store, share, NAME, &job, segment.of, &mut shutdown).await,
+        };
+        let Some(mut held) = held else {
+            return;
+        };
         let mut failures = 0u32;
+        let mut given_up = false;
         while !*shutdown.borrow() && held.keep(&store).await {
-            match handle_batch(&store, &bus, &options).await {
+            if let Some(share) = &share {
+                if share.give_up(NAME, segment.of) {
+                    tracing::info!(job = %job, "saga segment given up to a worker below its share");
+                    given_up = true;
+                    break;
+                }
+            }
+            match handle_segment_batch(&store, &bus, &options, segment).await {
                 Ok(n) if n > 0 => failures = 0,
                 Ok(_) => {
                     failures = 0;
@@ -54,9 +122,17 @@ pub async fn run(
             }
         }
         held.release(&store).await;
+        if let Some(share) = &share {
+            if given_up {
+                tokio::select! {
+                    _ = tokio::time::sleep(RENEW_EVERY * 2) => {}
+                    _ = shutdown.changed() => {}
+                }
+            } else {
+                share.release(NAME);
+            }
+        }
     }
-    deadlines.await.ok();
-    Ok(())
 }
 
 /// Forgets every saga state and moves the saga's checkpoint back to the start (for a replay;
@@ -64,9 +140,9 @@ pub async fn run(
 /// the moved checkpoint.
 pub async fn reset(store: &Store) -> anyhow::Result<()> {
     let mut tx = Tx::begin(store).await?;
-    tx.lock_checkpoint(NAME).await?;
+    followers::lock_follower(&mut tx, NAME).await?;
     saga_tables::forget_all(&mut tx).await?;
-    tx.write_checkpoint(NAME, Checkpoint::START).await?;
+    followers::write_segment_checkpoints(&mut tx, NAME, Checkpoint::START).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub async fn run_with_projections(
         options,
         projections,
         Some(settings.clone()),
+        true,
         shutdown,
     )
     .await
