@@ -21,6 +21,7 @@ mod db;
 mod documents;
 pub mod error;
 mod fold;
+pub mod graphiql;
 pub mod history;
 pub mod http;
 mod input_text;
