@@ -38,8 +38,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut arguments = std::env::args().skip(1);
-    let n: u64 = arguments.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
-    let requests: usize = arguments.next().map(|s| s.parse()).transpose()?.unwrap_or(50);
+    let n: u64 = arguments
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let requests: usize = arguments
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(50);
 
     // A real log to copy from.
     let started = Instant::now();
@@ -97,7 +105,10 @@ async fn main() -> anyhow::Result<()> {
         &indicatif::ProgressBar::hidden(),
     )
     .await?;
-    println!("rebuilt the read models in {:.1} s", rebuilding.elapsed().as_secs_f64());
+    println!(
+        "rebuilt the read models in {:.1} s",
+        rebuilding.elapsed().as_secs_f64()
+    );
     let (email, password) = admin(&target).await?;
 
     let server = Server::start(&target).await;
@@ -110,14 +121,20 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("the saga caught up in {:.1} s", waiting.elapsed().as_secs_f64());
+    println!(
+        "the saga caught up in {:.1} s",
+        waiting.elapsed().as_secs_f64()
+    );
 
     // An order the saga runs, placed now (its timeline and correlation are real).
     let http = reqwest::Client::new();
     let order = order(&http, &base).await?;
-    let statuses =
-        eventshop_tests::saga::settle(&target.store, std::slice::from_ref(&order), Duration::from_secs(60))
-            .await;
+    let statuses = eventshop_tests::saga::settle(
+        &target.store,
+        std::slice::from_ref(&order),
+        Duration::from_secs(60),
+    )
+    .await;
     anyhow::ensure!(
         statuses == [domain::order::OrderStatus::Approved],
         "the order ended {statuses:?}"
@@ -144,9 +161,15 @@ async fn main() -> anyhow::Result<()> {
             "log by old correlation",
             format!("/console/log?correlation_id={oldest_correlation}"),
         ),
-        ("log by event type", "/console/log?event_type=OrderApproved".to_owned()),
+        (
+            "log by event type",
+            "/console/log?event_type=OrderApproved".to_owned(),
+        ),
         ("log, a deep page", format!("/console/log?before={middle}")),
-        ("aggregate: order", format!("/console/aggregates/order/{order}")),
+        (
+            "aggregate: order",
+            format!("/console/aggregates/order/{order}"),
+        ),
         (
             "aggregate: wallet v100",
             format!("/console/aggregates/wallet/{deep_wallet}"),
@@ -295,7 +318,10 @@ async fn sign_in(
     let page = client.get(format!("{base}/console/login")).send().await?;
     keep_cookies(&mut jar, page.headers());
     let html = page.text().await?;
-    let mut form = vec![("email", email.to_owned()), ("password", password.to_owned())];
+    let mut form = vec![
+        ("email", email.to_owned()),
+        ("password", password.to_owned()),
+    ];
     if let Some(csrf) = hidden_value(&html, "csrf") {
         form.push(("csrf", csrf));
     }

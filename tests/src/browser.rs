@@ -42,8 +42,7 @@ impl Browser {
     pub async fn start() -> Self {
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
-        let chromium =
-            std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -115,10 +114,7 @@ impl Browser {
                 panic!("cannot start {chromium} through {chromedriver}: {e}");
             }
         };
-        let browser = Self {
-            client,
-            driver,
-        };
+        let browser = Self { client, driver };
         // The inner size is what a person sees: make the viewport 1280×800.
         let inner: Vec<u32> = serde_json::from_value(
             browser
@@ -232,7 +228,10 @@ impl Browser {
     /// Replaces the value of the input matching `css` with `text`, as a person types it.
     pub async fn type_into(&self, css: &str, text: &str) {
         let input = self.wait_for(css).await;
-        input.clear().await.unwrap_or_else(|e| panic!("clear `{css}`: {e}"));
+        input
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear `{css}`: {e}"));
         input
             .send_keys(text)
             .await

@@ -92,11 +92,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         println!("\nrunning {} tests", chosen.len());
         let started = Instant::now();
-        let console = Arc::new(
-            tokio::time::timeout(Duration::from_secs(60), Console::start())
-                .await
-                .expect("the setup finished within 60 s"),
-        );
+        let console = Arc::new(Console::start().await);
         println!("setup: {:.1} s", started.elapsed().as_secs_f64());
         let mut failed = Vec::new();
         for (name, step) in chosen.iter() {
@@ -163,7 +159,10 @@ impl Console {
                    "currency": "EUR", "stock": 5}),
         )
         .await;
-        let product_id = created["product_id"].as_str().expect("product id").to_owned();
+        let product_id = created["product_id"]
+            .as_str()
+            .expect("product id")
+            .to_owned();
         post(
             &http,
             &base,
@@ -262,7 +261,12 @@ async fn admin(test: &TestStore) -> Person {
     .await
     .expect("register the admin");
     let id = registered.account_id.to_string();
-    let token = app.state().tokens().issue(&id).expect("tokens").access_token;
+    let token = app
+        .state()
+        .tokens()
+        .issue(&id)
+        .expect("tokens")
+        .access_token;
     Person {
         id,
         email,
@@ -313,7 +317,8 @@ async fn post(http: &reqwest::Client, base: &str, path: &str, token: &str, body:
 }
 
 fn screenshot(page: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/console")).join(format!("{page}.png"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/console"))
+        .join(format!("{page}.png"))
 }
 
 /// `OrderStatus` as a person may read it (`AWAITING_PAYMENT`, `AwaitingPayment`, …).
@@ -334,21 +339,32 @@ async fn a_wrong_password_is_refused_on_the_login_page(c: Arc<Console>) {
     b.forget_cookies().await;
     b.open(&c.url("/console")).await;
     b.wait_for("#sign-in").await;
-    assert!(b.here().await.ends_with("/console/login"), "{}", b.here().await);
+    assert!(
+        b.here().await.ends_with("/console/login"),
+        "{}",
+        b.here().await
+    );
     b.screenshot(&screenshot("login")).await;
     b.type_into("#email", &c.admin.email).await;
     b.type_into("#password", "not the password").await;
     b.click("#sign-in").await;
     let error = b.text("#login-error").await;
     assert!(!error.trim().is_empty(), "the login error is empty");
-    assert!(b.all("#whoami").await.is_empty(), "signed in with a wrong password");
+    assert!(
+        b.all("#whoami").await.is_empty(),
+        "signed in with a wrong password"
+    );
 }
 
 async fn an_admin_signs_in_and_sees_the_log_newest_first(c: Arc<Console>) {
     c.sign_in_as_admin().await;
     let b = &c.browser;
     b.wait_for("#events tr.event").await;
-    assert!(b.here().await.contains("/console/log"), "{}", b.here().await);
+    assert!(
+        b.here().await.contains("/console/log"),
+        "{}",
+        b.here().await
+    );
     let mut positions = Vec::new();
     for row in b.all("#events tr.event").await {
         let position = row.text().await.expect("row text");
@@ -364,13 +380,20 @@ async fn an_admin_signs_in_and_sees_the_log_newest_first(c: Arc<Console>) {
             .unwrap_or_else(|_| panic!("a row's position is not a number: {position}"));
         positions.push(shown);
     }
-    assert!(positions.len() >= 8, "only {} events shown", positions.len());
+    assert!(
+        positions.len() >= 8,
+        "only {} events shown",
+        positions.len()
+    );
     assert!(
         positions.windows(2).all(|w| w[0] > w[1]),
         "not newest first: {positions:?}"
     );
     let types = b.texts("#events tr.event .event-type").await;
-    assert!(types.iter().any(|t| t.contains("OrderApproved")), "{types:?}");
+    assert!(
+        types.iter().any(|t| t.contains("OrderApproved")),
+        "{types:?}"
+    );
     for nav in ["#nav-log", "#nav-projections", "#nav-audit", "#sign-out"] {
         b.wait_for(nav).await;
     }
@@ -381,7 +404,10 @@ async fn a_signed_in_customer_is_refused_with_a_403_page(c: Arc<Console>) {
     c.sign_in(&c.customer).await;
     let b = &c.browser;
     let forbidden = b.text("#forbidden").await;
-    assert!(forbidden.contains("Admins only"), "#forbidden says {forbidden:?}");
+    assert!(
+        forbidden.contains("Admins only"),
+        "#forbidden says {forbidden:?}"
+    );
     assert!(b.all("#events").await.is_empty(), "a customer sees the log");
     let answer = c.get_as_browser("/console/log").await;
     assert_eq!(answer.status(), StatusCode::FORBIDDEN);
@@ -394,23 +420,31 @@ async fn the_log_filters_by_actor(c: Arc<Console>) {
     c.sign_in_as_admin().await;
     let b = &c.browser;
     b.open(&c.url("/console/log")).await;
-    let everyone = b.texts("#events tr.event .actor").await;
+    let everyone = actors(b).await;
     assert!(
-        everyone.iter().any(|actor| !actor.contains(&c.customer.id)),
+        everyone.iter().any(|actor| actor != &c.customer.id),
         "the unfiltered log shows only the customer: {everyone:?}"
     );
-    b.type_into("#log-filters [name=actor]", &c.customer.id).await;
+    b.type_into("#log-filters [name=actor]", &c.customer.id)
+        .await;
     b.click("#apply-filters").await;
     b.until("the log filtered by actor", || async {
         Ok(b.here().await.contains("actor=").then_some(()))
     })
     .await;
-    let actors = b.texts("#events tr.event .actor").await;
-    assert!(!actors.is_empty(), "nothing by the customer");
+    let shown = actors(b).await;
+    assert!(!shown.is_empty(), "nothing by the customer");
     assert!(
-        actors.iter().all(|actor| actor.contains(&c.customer.id)),
-        "{actors:?}"
+        shown.iter().all(|actor| actor == &c.customer.id),
+        "{shown:?}"
     );
+    for short in b.texts("#events tr.event .actor").await {
+        assert!(
+            c.customer.id.starts_with(short.trim_end_matches('…')),
+            "{short:?} is not the customer {}",
+            c.customer.id
+        );
+    }
     let types = b.texts("#events tr.event .event-type").await;
     assert!(types.iter().any(|t| t.contains("OrderPlaced")), "{types:?}");
     assert!(
@@ -427,16 +461,24 @@ async fn the_log_filters_by_the_correlation_of_a_row(c: Arc<Console>) {
         c.customer.id
     )))
     .await;
-    let correlation = b.text("#events tr.event .correlation").await;
-    assert!(!correlation.trim().is_empty());
+    let correlation = metadata(b).await[0]["correlation_id"]
+        .as_str()
+        .expect("the order's correlation id")
+        .to_owned();
     b.click("#events tr.event .correlation a").await;
     b.until("the log filtered by correlation", || async {
         Ok(b.here().await.contains("correlation_id=").then_some(()))
     })
     .await;
-    let correlations = b.texts("#events tr.event .correlation").await;
+    let correlations: Vec<Value> = metadata(b)
+        .await
+        .into_iter()
+        .map(|m| m["correlation_id"].clone())
+        .collect();
     assert!(
-        correlations.iter().all(|shown| shown == &correlation),
+        correlations
+            .iter()
+            .all(|shown| shown == &json!(correlation)),
         "{correlations:?} beside {correlation:?}"
     );
     let mut types = b.texts("#events tr.event .event-type").await;
@@ -444,12 +486,18 @@ async fn the_log_filters_by_the_correlation_of_a_row(c: Arc<Console>) {
     let aggregates = b.texts("#events tr.event .aggregate").await;
     assert_in_order(
         &types,
-        &["OrderPlaced", "StockReserved", "PaymentCaptured", "OrderApproved"],
+        &[
+            "OrderPlaced",
+            "StockReserved",
+            "PaymentCaptured",
+            "OrderApproved",
+        ],
     );
     assert!(
-        aggregates.iter().any(|a| a.contains(&c.order_id))
-            && aggregates.iter().any(|a| !a.contains(&c.order_id)),
-        "the order's correlation spans one aggregate only: {aggregates:?}"
+        aggregates.iter().any(|a| a.starts_with("order"))
+            && aggregates.iter().any(|a| a.starts_with("product"))
+            && aggregates.iter().any(|a| a.starts_with("wallet")),
+        "the order's correlation does not span order, product and wallet: {aggregates:?}"
     );
 }
 
@@ -459,7 +507,8 @@ async fn an_event_made_meanwhile_appears_in_the_open_log_without_reloading(c: Ar
     b.open(&c.url(&format!("/console/log?actor={}", c.customer.id)))
         .await;
     b.wait_for("#events tr.event").await;
-    b.script("window.stillTheSamePage = true; return null;").await;
+    b.script("window.stillTheSamePage = true; return null;")
+        .await;
     let before = b.all("#events tr.event").await.len();
     let newest_before = b.text("#events tr.event .position").await;
     // Give the page a moment to open its live stream.
@@ -478,11 +527,19 @@ async fn an_event_made_meanwhile_appears_in_the_open_log_without_reloading(c: Ar
     })
     .await;
     let newest = b.text("#events tr.event .event-type").await;
-    assert!(newest.contains("FundsDeposited"), "the newest row is {newest:?}");
-    let position: i64 = b.text("#events tr.event .position").await.trim().parse().expect("number");
+    assert!(
+        newest.contains("FundsDeposited"),
+        "the newest row is {newest:?}"
+    );
+    let position: i64 = b
+        .text("#events tr.event .position")
+        .await
+        .trim()
+        .parse()
+        .expect("number");
     assert!(position > newest_before.trim().parse::<i64>().expect("number"));
-    let actor = b.text("#events tr.event .actor").await;
-    assert!(actor.contains(&c.customer.id), "{actor:?}");
+    let actor = metadata(b).await[0]["actor"].clone();
+    assert_eq!(actor, json!(c.customer.id));
     assert_eq!(
         b.script("return window.stillTheSamePage === true;").await,
         Value::Bool(true),
@@ -500,7 +557,12 @@ async fn an_orders_aggregate_page_steps_from_version_1_to_the_last_showing_each_
         c.order_id
     )))
     .await;
-    let last: u32 = b.text("#last-version").await.trim().parse().expect("a number");
+    let last: u32 = b
+        .text("#last-version")
+        .await
+        .trim()
+        .parse()
+        .expect("a number");
     let mut statuses = Vec::new();
     let mut events = Vec::new();
     for version in 1..=last {
@@ -518,7 +580,12 @@ async fn an_orders_aggregate_page_steps_from_version_1_to_the_last_showing_each_
             b.click("#next").await;
             let next = (version + 1).to_string();
             b.until("the next version", || async {
-                let shown = b.client.find(Locator::Css("#version")).await?.text().await?;
+                let shown = b
+                    .client
+                    .find(Locator::Css("#version"))
+                    .await?
+                    .text()
+                    .await?;
                 Ok((shown.trim() == next).then_some(()))
             })
             .await;
@@ -530,7 +597,10 @@ async fn an_orders_aggregate_page_steps_from_version_1_to_the_last_showing_each_
         "statuses by version"
     );
     assert!(events[0].contains("OrderPlaced"), "{events:?}");
-    assert!(events[last as usize - 1].contains("OrderApproved"), "{events:?}");
+    assert!(
+        events[last as usize - 1].contains("OrderApproved"),
+        "{events:?}"
+    );
     // At the last version there is no next one to go to.
     for next in b.all("#next").await {
         let enabled = next.is_enabled().await.unwrap_or(false)
@@ -544,10 +614,14 @@ async fn an_orders_aggregate_page_steps_from_version_1_to_the_last_showing_each_
 async fn the_orders_timeline_shows_the_sagas_steps_in_order(c: Arc<Console>) {
     c.sign_in_as_admin().await;
     let b = &c.browser;
-    b.open(&c.url(&format!("/console/orders/{}", c.order_id))).await;
+    b.open(&c.url(&format!("/console/orders/{}", c.order_id)))
+        .await;
     b.wait_for("#timeline li.step").await;
     let steps = b.texts("#timeline li.step .step-name").await;
-    assert_eq!(steps.first().map(String::as_str), Some("OrderPlaced"), "{steps:?}");
+    assert!(
+        steps.first().is_some_and(|s| s.contains("OrderPlaced")),
+        "{steps:?}"
+    );
     assert_in_order(
         &steps,
         &[
@@ -564,7 +638,11 @@ async fn the_orders_timeline_shows_the_sagas_steps_in_order(c: Arc<Console>) {
     assert_eq!(durations.len(), steps.len());
     assert!(times.iter().all(|t| !t.trim().is_empty()), "{times:?}");
     let caused = b.all("#caused-events tr.event").await.len();
-    assert!(caused >= steps.len(), "{caused} caused events for {} steps", steps.len());
+    assert!(
+        caused >= steps.len(),
+        "{caused} caused events for {} steps",
+        steps.len()
+    );
     b.wait_for("#order-aggregate").await;
     b.screenshot(&screenshot("order")).await;
 }
@@ -597,7 +675,8 @@ async fn the_audit_lists_who_did_what_and_links_its_csv(c: Arc<Console>) {
     let b = &c.browser;
     b.open(&c.url("/console/audit")).await;
     b.wait_for("#audit-filters").await;
-    b.type_into("#audit-filters [name=actor]", &c.seller.id).await;
+    b.type_into("#audit-filters [name=actor]", &c.seller.id)
+        .await;
     b.click("#audit-filters [type=submit]").await;
     b.until("the audit filtered by actor", || async {
         Ok(b.here().await.contains("actor=").then_some(()))
@@ -621,7 +700,10 @@ async fn the_audit_lists_who_did_what_and_links_its_csv(c: Arc<Console>) {
     let path = csv.trim_start_matches(&c.server.base()).to_owned();
     let answer = c.get_as_browser(&path).await;
     assert_eq!(answer.status(), StatusCode::OK);
-    let content_type = answer.headers()["content-type"].to_str().unwrap_or_default().to_owned();
+    let content_type = answer.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(content_type.starts_with("text/csv"), "{content_type}");
     let body = answer.text().await.expect("the CSV");
     assert!(body.lines().count() >= 2, "{body}");
@@ -645,7 +727,11 @@ async fn graphiql_loads_and_runs_a_query_with_the_network_closed_but_for_the_ser
         )
         .await
         .expect("fetch from the page");
-    assert_eq!(outside, json!("blocked"), "the browser reaches the internet");
+    assert_eq!(
+        outside,
+        json!("blocked"),
+        "the browser reaches the internet"
+    );
     b.open(&c.url("/graphql")).await;
     b.wait_for(".graphiql-container .graphiql-query-editor .CodeMirror")
         .await;
@@ -703,6 +789,28 @@ async fn graphiql_loads_and_runs_a_query_with_the_network_closed_but_for_the_ser
         let url = url.as_str().unwrap_or_default();
         assert!(url.starts_with(&base), "GraphiQL loaded {url}");
     }
+}
+
+/// The metadata of each row of `#events`, as shown (pretty JSON).
+async fn metadata(b: &Browser) -> Vec<Value> {
+    b.texts("#events tr.event .metadata")
+        .await
+        .iter()
+        .map(|text| {
+            serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("a row's metadata is not JSON ({e}): {text}"))
+        })
+        .collect()
+}
+
+/// The actor of each row of `#events` (in full, from its metadata; the `.actor` cell shows a
+/// short form).
+async fn actors(b: &Browser) -> Vec<String> {
+    metadata(b)
+        .await
+        .iter()
+        .map(|m| m["actor"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// `wanted` appear in `seen` in this order (others may come between).
