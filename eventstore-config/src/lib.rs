@@ -69,7 +69,7 @@ pub mod unit_of_work;
 
 pub use command_bus::{CommandBus, CommandError, Committed};
 pub use email_registry::SqlEmailRegistry;
-pub use log::{Checkpoint, ReadError, StoredEvent};
+pub use log::{Checkpoint, LogFilter, ReadError, StoredEvent};
 pub use metadata::{EventMetadata, SYSTEM_ACTOR};
 pub use settings::{Settings, DEFAULT_DATABASE_URL};
 pub use sql::{Arg, Executor, Sql, Tx};

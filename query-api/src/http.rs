@@ -1,5 +1,5 @@
 //! The HTTP face of `/graphql`: `POST` with a JSON body (`{"query", "variables"?,
-//! "operationName"?}`), `GET` with the same as URL parameters (no parameters: GraphiQL), a
+//! "operationName"?}`), `GET` with the same as URL parameters (no parameters: GraphiQL, offline: [`crate::graphiql`]), a
 //! bearer token and optional `X-Min-Position`.
 //!
 //! Whatever goes wrong before execution is answered in the GraphQL error shape
@@ -14,13 +14,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Value, Variables};
 use async_graphql_axum::GraphQLResponse;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
@@ -40,6 +39,7 @@ pub fn router(api: QueryApi) -> Router {
             get(graphql_get).post(graphql_post).fallback(other_method),
         )
         .route_layer(axum::middleware::from_fn(negotiate))
+        .route(crate::graphiql::ASSETS_PATH, get(crate::graphiql::asset))
         .route(
             crate::subscription_ws::PATH,
             get(crate::subscription_ws::upgrade),
@@ -132,7 +132,7 @@ async fn graphql_get(
     };
     let Some(query) = parameters.get("query") else {
         if parameters.is_empty() {
-            return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+            return crate::graphiql::page();
         }
         return bad_request("GET /graphql needs a `query` parameter (or none at all: GraphiQL)");
     };

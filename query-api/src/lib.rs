@@ -21,6 +21,7 @@ mod db;
 mod documents;
 pub mod error;
 mod fold;
+pub mod graphiql;
 pub mod history;
 pub mod http;
 mod input_text;
@@ -175,6 +176,35 @@ impl QueryApi {
             self.subscriptions.clone(),
         );
         registry
+    }
+
+    /// Runs one GraphQL request in process as the authenticated `subject` (an account id the
+    /// caller has already authenticated, e.g. the console's session): the same schema, ACL
+    /// checks and statement budget as `POST /graphql`, without HTTP.
+    pub async fn execute_as(
+        &self,
+        subject: &str,
+        request: async_graphql::Request,
+    ) -> async_graphql::Response {
+        let session = auth::Session::new(
+            auth::Credentials::Subject(subject.to_owned()),
+            self.policies.clone(),
+        );
+        let budget = budget::Budget::new(
+            self.options.max_statements,
+            self.options.max_statements_in_flight,
+        );
+        let request = request.data(request::RequestData::new(
+            self.store.clone(),
+            session,
+            budget.clone(),
+        ));
+        budget::within(budget, self.schema.execute(request)).await
+    }
+
+    /// The store it reads.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The options in force.

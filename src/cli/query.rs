@@ -20,16 +20,19 @@ pub struct QueryApiArgs {
     bind: Option<String>,
 }
 
-/// `eventshop query-api`: GraphQL at /graphql (GraphiQL on GET) until SIGINT/SIGTERM.
+/// `eventshop query-api`: GraphQL at /graphql (GraphiQL on GET) and the admin console at
+/// /console until SIGINT/SIGTERM.
 pub async fn query_api(settings: Settings, store: Store, args: QueryApiArgs) -> anyhow::Result<()> {
     let authenticator = access::Authenticator::load(&settings, &store)
         .await
         .context("loading the token signing key")?;
     // Alone, this process learns of deleted accounts and revoked token families from the log.
     let follower = authenticator.follow();
-    let router = query_api::build(store.clone(), authenticator)
-        .with_max_body_bytes(settings.max_body_bytes)
-        .router();
+    let graphql = query_api::build(store.clone(), authenticator.clone())
+        .with_max_body_bytes(settings.max_body_bytes);
+    let console =
+        admin_console::Console::standalone(settings.clone(), authenticator, graphql.clone())?;
+    let router = graphql.router().merge(console.router());
     let address = args.bind.as_deref().unwrap_or(&settings.bind);
     let listener = TcpListener::bind(address)
         .await

@@ -43,7 +43,13 @@ pub async fn serve(settings: Settings, store: Store, args: BindArgs) -> anyhow::
     app.state()
         .metrics()
         .add_registry(graphql.metrics_registry());
-    let router = app.router().merge(graphql.router());
+    let console = admin_console::Console::new(
+        settings.clone(),
+        app.state().app().clone(),
+        app.state().authenticator().clone(),
+        graphql.clone(),
+    );
+    let router = app.router().merge(graphql.router()).merge(console.router());
 
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let relay_metrics = relay::RelayMetrics::new();

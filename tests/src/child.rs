@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::TestStore;
 
-/// Builds the binary once per test process (a no-op when it is up to date); its path.
+/// Builds the binary once per test process (a no-op when it is up to date) in the profile of
+/// the running test or example (`--release` for `cargo run --release --example …`); its path.
 pub fn binary() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -23,6 +24,7 @@ pub fn binary() -> std::path::PathBuf {
                     "PATH" | "HOME" | "USER" | "TMPDIR" | "CARGO_HOME" | "CARGO_TARGET_DIR"
                 ) || name.starts_with("RUSTUP_")
             };
+            let release = (!cfg!(debug_assertions)).then_some("--release");
             let status = Command::new(env!("CARGO"))
                 .env_clear()
                 .envs(std::env::vars().filter(|(name, _)| keep(name)))
@@ -35,12 +37,13 @@ pub fn binary() -> std::path::PathBuf {
                     "--bin",
                     "eventshop",
                 ])
+                .args(release)
                 .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building eventshop failed");
             let exe = std::env::current_exe().expect("the test binary");
-            // target/<profile>/deps/<test> → target/<profile>/eventshop
+            // target/<profile>/deps/<test> (or examples/<example>) → target/<profile>/eventshop
             exe.parent()
                 .and_then(|deps| deps.parent())
                 .expect("the target folder")

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod big_log;
+pub mod browser;
 pub mod child;
 pub mod graphql;
 pub mod nats;
