@@ -100,15 +100,19 @@ pub async fn page(
         .flatten()
         .map(|last| format!("/console/log?{filters}{joiner}before={last}"));
     // Live only on the first page: older pages stay as they are.
-    let newest = events.first().map(|e| e.position).unwrap_or(0);
-    let live = before.is_none().then(|| {
-        let head = if newest == 0 {
-            String::new()
-        } else {
-            newest.to_string()
-        };
-        format!("/console/log/live?{filters}{joiner}after={head}")
-    });
+    let newest = match events.first() {
+        Some(event) => event.position,
+        // Nothing matches yet: live from the log's head as it is now.
+        None if before.is_none() => console
+            .store()
+            .head_position()
+            .await
+            .map_err(PageError::internal)?,
+        None => 0,
+    };
+    let live = before
+        .is_none()
+        .then(|| format!("/console/log/live?{filters}{joiner}after={newest}"));
     let body = html! {
         h1 { "Event log" }
         form #log-filters .filters method="get" action="/console/log" {
