@@ -143,13 +143,11 @@ pub async fn applied_through(
                 }
                 sql.push("(").bind(*name).push(")");
             }
-            sql.push(
-                ") AS n(name) LEFT JOIN projection_checkpoints c ON ",
-            )
-            .push(&row_of("c.name", "n.name"))
-            .push(" WHERE ")
-            .append(&log::unread_through(position, "c"))
-            .push(")");
+            sql.push(") AS n(name) LEFT JOIN projection_checkpoints c ON ")
+                .push(&row_of("c.name", "n.name"))
+                .push(" WHERE ")
+                .append(&log::unread_through(position, "c"))
+                .push(")");
             let (applied,): (bool,) = sql.fetch_one(store).await?;
             Ok(applied)
         }

@@ -3,8 +3,10 @@
 //! Every process that runs log followers writes a heartbeat row every [`HEARTBEAT`]
 //! (`follower_workers`, owned by `eventstore_config::followers`); the live workers are those
 //! heard from within [`WORKER_TTL`]. All of them sort the live owner ids the same way, and the
-//! worker at rank `r` of `W` aims at `N / W` segments of a follower split into `N`, plus one if
-//! `r < N mod W` — so the targets add up to `N`. A worker below its target tries free segments
+//! worker at rank `r` of `W` (rotated by a hash of the follower's name) aims at `N / W`
+//! segments of a follower split into `N`, plus one if `r < N mod W` — so the targets add up to
+//! `N`. A follower of one segment is not balanced (whoever takes it first keeps it, as before
+//! segments). A worker below its target tries free segments
 //! (every [`RENEW_EVERY`](crate::lease::RENEW_EVERY)); a worker above it gives one segment up
 //! between two batches, which the worker below its target then takes. A process that dies
 //! stops its heartbeat: after [`WORKER_TTL`] the others' targets grow and they take its
@@ -73,9 +75,14 @@ impl Share {
     }
 
     /// How many of the `segments` segments of follower `job` this worker aims at (see the
-    /// module doc; the ranks are rotated by the job's hash, so that the extra segments — and
-    /// unsplit followers — of different jobs go to different workers).
+    /// module doc; the ranks are rotated by the job's hash, so that the extra segments of
+    /// different jobs go to different workers). An unsplit follower (one segment) is not
+    /// balanced: any worker may take it and keeps it while it lives, as before segments.
     pub fn target(&self, job: &str, segments: u32) -> u32 {
+        if segments <= 1 {
+            // An unsplit follower stays with whoever took it first, as before segments.
+            return 1;
+        }
         let live = self.live.borrow();
         let workers = live.len().max(1) as u32;
         let rank = live

@@ -198,7 +198,13 @@ async fn given_one_worker_with_every_segment_when_a_second_joins_then_each_owns_
     let bus = CommandBus::new(test.store.clone(), &settings);
     run_script(&bus).await;
     let a = Worker::start(&test, &settings, "worker-a", false);
-    wait_for_owners(&test.store, false, &BTreeMap::from([("worker-a".into(), 4)]), 20).await;
+    wait_for_owners(
+        &test.store,
+        false,
+        &BTreeMap::from([("worker-a".into(), 4)]),
+        20,
+    )
+    .await;
     let b = Worker::start(&test, &settings, "worker-b", false);
     wait_for_owners(
         &test.store,
@@ -212,7 +218,13 @@ async fn given_one_worker_with_every_segment_when_a_second_joins_then_each_owns_
     deposit(&bus, customer, 100).await;
     wait_applied(&test.store, 20).await;
     b.stop().await;
-    wait_for_owners(&test.store, false, &BTreeMap::from([("worker-a".into(), 4)]), 30).await;
+    wait_for_owners(
+        &test.store,
+        false,
+        &BTreeMap::from([("worker-a".into(), 4)]),
+        30,
+    )
+    .await;
     deposit(&bus, customer, 200).await;
     wait_applied(&test.store, 20).await;
     a.stop().await;
@@ -241,7 +253,9 @@ async fn given_one_segment_when_the_count_becomes_four_then_the_new_segments_sta
         .unwrap();
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|(_, cp)| *cp == before), "{rows:?}");
-    assert!(!followers::has_checkpoint(&test.store, "orders").await.unwrap());
+    assert!(!followers::has_checkpoint(&test.store, "orders")
+        .await
+        .unwrap());
 
     // Four segments apply what comes next; then back to two, from the lowest of the four.
     deposit(&bus, s.customer, 700).await;
@@ -283,7 +297,13 @@ async fn given_four_segments_when_listed_as_json_then_each_segment_is_one_line_w
     let bus = CommandBus::new(test.store.clone(), &settings);
     run_script(&bus).await;
     let a = Worker::start(&test, &settings, "worker-a", true);
-    wait_for_owners(&test.store, true, &BTreeMap::from([("worker-a".into(), 4)]), 20).await;
+    wait_for_owners(
+        &test.store,
+        true,
+        &BTreeMap::from([("worker-a".into(), 4)]),
+        20,
+    )
+    .await;
     wait_applied(&test.store, 20).await;
     let head = test.store.head_position().await.unwrap();
     let url = test.url().to_owned();
