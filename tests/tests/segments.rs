@@ -26,6 +26,7 @@ eventshop_tests::store_tests!(
     given_one_worker_with_every_segment_when_a_second_joins_then_each_owns_half_and_when_it_leaves_the_first_owns_all,
     given_one_segment_when_the_count_becomes_four_then_the_new_segments_start_where_the_old_one_stood,
     given_four_segments_when_listed_as_json_then_each_segment_is_one_line_with_its_owner_position_and_lag,
+    given_four_segments_when_one_lags_then_read_your_writes_waits_for_it,
 );
 
 /// A worker (projections and saga) running until stopped.
@@ -279,7 +280,9 @@ async fn given_one_segment_when_the_count_becomes_four_then_the_new_segments_sta
     wait_applied(&test.store, 20).await;
     b.stop().await;
     // One segment behind the others (as a slower worker's would be).
-    let ahead = followers::checkpoint(&test.store, "orders@1/4").await.unwrap();
+    let ahead = followers::checkpoint(&test.store, "orders@1/4")
+        .await
+        .unwrap();
     followers::write_checkpoint(&test.store, "orders@0/4", before)
         .await
         .unwrap();
@@ -355,4 +358,33 @@ async fn given_four_segments_when_listed_as_json_then_each_segment_is_one_line_w
             assert!(segment["lag"].as_i64().is_some(), "{segment}");
         }
     }
+}
+
+async fn given_four_segments_when_one_lags_then_read_your_writes_waits_for_it(test: TestStore) {
+    let settings = with_segments(&test, 4);
+    let bus = CommandBus::new(test.store.clone(), &settings);
+    run_script(&bus).await;
+    let a = Worker::start(&test, &settings, "worker-a", false);
+    wait_applied(&test.store, 20).await;
+    a.stop().await;
+    let head = test.store.head_position().await.unwrap();
+    assert!(query_api::consistency::applied_through(&test.store, head)
+        .await
+        .unwrap());
+    // One segment of one read model behind: X-Min-Position waits.
+    followers::write_checkpoint(
+        &test.store,
+        "orders@3/4",
+        eventstore_config::Checkpoint::START,
+    )
+    .await
+    .unwrap();
+    assert!(!query_api::consistency::applied_through(&test.store, head)
+        .await
+        .unwrap());
+    assert!(
+        !query_api::consistency::wait_for(&test.store, head, Duration::from_millis(200))
+            .await
+            .unwrap()
+    );
 }
