@@ -89,9 +89,7 @@ impl Share {
             .iter()
             .position(|o| o == &self.owner)
             .unwrap_or(live.len()) as u32;
-        let rotate = (segments::fnv1a64(job) % u64::from(workers)) as u32;
-        let rank = (rank + rotate) % workers;
-        segments / workers + u32::from(rank < segments % workers)
+        share_of(job, rank, workers, segments)
     }
 
     /// The live workers as this one last saw them (its own id included), by owner id.
@@ -143,6 +141,16 @@ impl Share {
     }
 }
 
+/// The segments of follower `job` (split into `segments`) the worker at `rank` of `workers`
+/// aims at: `segments / workers`, plus one for the first `segments mod workers` ranks after
+/// rotating them by the job's hash. The shares of all ranks add up to `segments`.
+pub fn share_of(job: &str, rank: u32, workers: u32, segments: u32) -> u32 {
+    let workers = workers.max(1);
+    let rotate = (segments::fnv1a64(job) % u64::from(workers)) as u32;
+    let rank = (rank + rotate) % workers;
+    segments / workers + u32::from(rank < segments % workers)
+}
+
 async fn beat(
     store: Store,
     owner: String,
@@ -183,4 +191,32 @@ async fn beat(
         }
     }
     followers::forget_worker(&store, &owner).await.ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of;
+
+    #[test]
+    fn the_shares_of_the_live_workers_add_up_to_the_segments_and_differ_by_at_most_one() {
+        for workers in 1..=5 {
+            for segments in 2..=9 {
+                for job in ["orders", "audit", "saga:orders"] {
+                    let shares: Vec<u32> = (0..workers)
+                        .map(|rank| share_of(job, rank, workers, segments))
+                        .collect();
+                    assert_eq!(shares.iter().sum::<u32>(), segments, "{job} {shares:?}");
+                    let (min, max) = (shares.iter().min(), shares.iter().max());
+                    assert!(max.unwrap() - min.unwrap() <= 1, "{job} {shares:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn four_segments_over_two_workers_are_two_each() {
+        assert_eq!(share_of("orders", 0, 2, 4), 2);
+        assert_eq!(share_of("orders", 1, 2, 4), 2);
+        assert_eq!(share_of("orders", 0, 1, 4), 4);
+    }
 }
