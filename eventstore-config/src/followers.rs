@@ -143,13 +143,11 @@ pub async fn applied_through(
                 }
                 sql.push("(").bind(*name).push(")");
             }
-            sql.push(
-                ") AS n(name) LEFT JOIN projection_checkpoints c ON ",
-            )
-            .push(&row_of("c.name", "n.name"))
-            .push(" WHERE ")
-            .append(&log::unread_through(position, "c"))
-            .push(")");
+            sql.push(") AS n(name) LEFT JOIN projection_checkpoints c ON ")
+                .push(&row_of("c.name", "n.name"))
+                .push(" WHERE ")
+                .append(&log::unread_through(position, "c"))
+                .push(")");
             let (applied,): (bool,) = sql.fetch_one(store).await?;
             Ok(applied)
         }
@@ -432,8 +430,9 @@ pub async fn lock_segment_checkpoints<'a>(
 }
 
 /// Brings follower `name`'s checkpoint rows to the layout `names` (its segments' checkpoint
-/// names, see [`crate::segments::checkpoint_names`]) in one transaction: when the rows are
-/// already those, nothing changes; otherwise the missing rows start at the LOWEST checkpoint
+/// names, see [`crate::segments::checkpoint_names`]) in one transaction: when every row there
+/// is one of those (missing ones are created at the start by their workers), nothing changes;
+/// when a row of another layout is there, the missing rows start at the LOWEST checkpoint
 /// of the rows there were (in commit-safe order; the start if there were none) and the rows
 /// of another layout are deleted. Whatever a new segment replays was applied before by an old
 /// one: read-model rows remember their last applied position (a replay is a no-op) and the
@@ -449,7 +448,10 @@ pub async fn ensure_segments(
     have.sort_unstable();
     let mut wanted: Vec<&str> = names.iter().map(String::as_str).collect();
     wanted.sort_unstable();
-    if have == wanted || rows.is_empty() {
+    // Rows of this layout only (some may not exist yet: their workers create them at the
+    // start, where they have never been): nothing to change. A row of another layout (its
+    // name carries another count) means the count changed.
+    if have.iter().all(|row| wanted.contains(row)) {
         tx.rollback().await?;
         return Ok(false);
     }

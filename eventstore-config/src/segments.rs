@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(segment_of(id, 1), 0);
         assert_eq!(segment_of(id, 4), (fnv1a64(id) % 4) as u32);
         assert_eq!(segment_of("a", 4), (0xaf63_dc4c_8601_ec8c_u64 % 4) as u32);
-        assert_eq!(segment_of("foobar", 6), (0x8594_4171_f739_67e8_u64 % 6) as u32);
+        assert_eq!(
+            segment_of("foobar", 6),
+            (0x8594_4171_f739_67e8_u64 % 6) as u32
+        );
     }
 
     #[test]

@@ -171,7 +171,8 @@ impl LockSession {
         let query = Sql::new("SELECT pg_advisory_unlock($1::int4, $2::int4)")
             .arg(ADVISORY_CLASS)
             .arg(advisory_key(name));
-        let result = tokio::time::timeout(PING_TIMEOUT, query.fetch_one::<(bool,)>(&mut *conn)).await;
+        let result =
+            tokio::time::timeout(PING_TIMEOUT, query.fetch_one::<(bool,)>(&mut *conn)).await;
         if !matches!(result, Ok(Ok(_))) {
             state.conn = None;
         }

@@ -246,6 +246,12 @@ async fn parked_in(store: &Store, name: &str, segment: Segment) -> Result<usize,
         .count())
 }
 
+/// The segment a worker applies, and the share it is counted in (none: an unshared worker).
+struct Part<'a> {
+    segment: Segment,
+    share: Option<&'a Share>,
+}
+
 /// How a worker ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -267,10 +273,9 @@ pub enum Outcome {
 async fn work(
     store: &Store,
     projection: &dyn Projection,
-    segment: Segment,
+    Part { segment, share }: Part<'_>,
     options: &RunnerOptions,
     lease: &mut Lease,
-    share: Option<&Share>,
     wake: &mut watch::Receiver<u64>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Outcome>> {
@@ -464,13 +469,16 @@ pub async fn run_segment(
             return Ok(Outcome::Stopped);
         };
         let result = loop {
+            let part = Part {
+                segment,
+                share: share.as_deref(),
+            };
             let result = work(
                 &store,
                 &*projection,
-                segment,
+                part,
                 &options,
                 &mut lease,
-                share.as_deref(),
                 &mut wake,
                 &mut shutdown,
             )

@@ -3,8 +3,10 @@
 //! Every process that runs log followers writes a heartbeat row every [`HEARTBEAT`]
 //! (`follower_workers`, owned by `eventstore_config::followers`); the live workers are those
 //! heard from within [`WORKER_TTL`]. All of them sort the live owner ids the same way, and the
-//! worker at rank `r` of `W` aims at `N / W` segments of a follower split into `N`, plus one if
-//! `r < N mod W` — so the targets add up to `N`. A worker below its target tries free segments
+//! worker at rank `r` of `W` (rotated by a hash of the follower's name) aims at `N / W`
+//! segments of a follower split into `N`, plus one if `r < N mod W` — so the targets add up to
+//! `N`. A follower of one segment is not balanced (whoever takes it first keeps it, as before
+//! segments). A worker below its target tries free segments
 //! (every [`RENEW_EVERY`](crate::lease::RENEW_EVERY)); a worker above it gives one segment up
 //! between two batches, which the worker below its target then takes. A process that dies
 //! stops its heartbeat: after [`WORKER_TTL`] the others' targets grow and they take its
@@ -73,18 +75,21 @@ impl Share {
     }
 
     /// How many of the `segments` segments of follower `job` this worker aims at (see the
-    /// module doc; the ranks are rotated by the job's hash, so that the extra segments — and
-    /// unsplit followers — of different jobs go to different workers).
+    /// module doc; the ranks are rotated by the job's hash, so that the extra segments of
+    /// different jobs go to different workers). An unsplit follower (one segment) is not
+    /// balanced: any worker may take it and keeps it while it lives, as before segments.
     pub fn target(&self, job: &str, segments: u32) -> u32 {
+        if segments <= 1 {
+            // An unsplit follower stays with whoever took it first, as before segments.
+            return 1;
+        }
         let live = self.live.borrow();
         let workers = live.len().max(1) as u32;
         let rank = live
             .iter()
             .position(|o| o == &self.owner)
             .unwrap_or(live.len()) as u32;
-        let rotate = (segments::fnv1a64(job) % u64::from(workers)) as u32;
-        let rank = (rank + rotate) % workers;
-        segments / workers + u32::from(rank < segments % workers)
+        share_of(job, rank, workers, segments)
     }
 
     /// The live workers as this one last saw them (its own id included), by owner id.
@@ -136,6 +141,16 @@ impl Share {
     }
 }
 
+/// The segments of follower `job` (split into `segments`) the worker at `rank` of `workers`
+/// aims at: `segments / workers`, plus one for the first `segments mod workers` ranks after
+/// rotating them by the job's hash. The shares of all ranks add up to `segments`.
+pub fn share_of(job: &str, rank: u32, workers: u32, segments: u32) -> u32 {
+    let workers = workers.max(1);
+    let rotate = (segments::fnv1a64(job) % u64::from(workers)) as u32;
+    let rank = (rank + rotate) % workers;
+    segments / workers + u32::from(rank < segments % workers)
+}
+
 async fn beat(
     store: Store,
     owner: String,
@@ -176,4 +191,32 @@ async fn beat(
         }
     }
     followers::forget_worker(&store, &owner).await.ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of;
+
+    #[test]
+    fn the_shares_of_the_live_workers_add_up_to_the_segments_and_differ_by_at_most_one() {
+        for workers in 1..=5 {
+            for segments in 2..=9 {
+                for job in ["orders", "audit", "saga:orders"] {
+                    let shares: Vec<u32> = (0..workers)
+                        .map(|rank| share_of(job, rank, workers, segments))
+                        .collect();
+                    assert_eq!(shares.iter().sum::<u32>(), segments, "{job} {shares:?}");
+                    let (min, max) = (shares.iter().min(), shares.iter().max());
+                    assert!(max.unwrap() - min.unwrap() <= 1, "{job} {shares:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn four_segments_over_two_workers_are_two_each() {
+        assert_eq!(share_of("orders", 0, 2, 4), 2);
+        assert_eq!(share_of("orders", 1, 2, 4), 2);
+        assert_eq!(share_of("orders", 0, 1, 4), 4);
+    }
 }

@@ -138,7 +138,12 @@ async fn grant(bus: &CommandBus, subject: &str, command: PolicySetCommand) {
 
 /// Places an order for `quantity` of `product_id` at 15.00 by `customer` (the saga takes it
 /// from there); its id.
-pub async fn place_order(bus: &CommandBus, customer: Uuid, product_id: Uuid, quantity: u32) -> Uuid {
+pub async fn place_order(
+    bus: &CommandBus,
+    customer: Uuid,
+    product_id: Uuid,
+    quantity: u32,
+) -> Uuid {
     let id = Uuid::now_v7();
     order(
         bus,

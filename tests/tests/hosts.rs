@@ -94,7 +94,10 @@ impl Net {
                 &["link", "add", &veth, "type", "veth", "peer", "name", &peer],
             );
             run("ip", &["link", "set", &peer, "netns", &ns]);
-            run("ip", &["addr", "add", &format!("{server}/30"), "dev", &veth]);
+            run(
+                "ip",
+                &["addr", "add", &format!("{server}/30"), "dev", &veth],
+            );
             run("ip", &["link", "set", &veth, "up"]);
             let inside = |args: &[&str]| {
                 let mut all = vec!["netns", "exec", ns.as_str(), "ip"];
@@ -151,10 +154,21 @@ impl Postgres {
             port: 20_000 + (std::process::id() % 10_000) as u16,
         };
         std::fs::create_dir_all(dir.join("sock")).expect("temp folder");
-        run("chown", &["-R", "postgres:postgres", dir.to_str().expect("path")]);
+        run(
+            "chown",
+            &["-R", "postgres:postgres", dir.to_str().expect("path")],
+        );
         let data = dir.join("data");
         let status = Command::new(format!("{PG_BIN}/initdb"))
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data)
             .uid(uid)
             .gid(gid)
@@ -177,8 +191,18 @@ impl Postgres {
             .args(["-p", &pg.port.to_string()])
             .args(["-c", &format!("listen_addresses={}", listen.join(","))])
             // A peer cut off is noticed within seconds (its advisory locks then freed).
-            .args(["-c", "tcp_keepalives_idle=1", "-c", "tcp_keepalives_interval=1"])
-            .args(["-c", "tcp_keepalives_count=2", "-c", "tcp_user_timeout=3000"])
+            .args([
+                "-c",
+                "tcp_keepalives_idle=1",
+                "-c",
+                "tcp_keepalives_interval=1",
+            ])
+            .args([
+                "-c",
+                "tcp_keepalives_count=2",
+                "-c",
+                "tcp_user_timeout=3000",
+            ])
             .args(["-c", "max_connections=200", "-c", "fsync=off"])
             .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .uid(uid)
@@ -417,8 +441,7 @@ async fn given_three_hosts_when_one_is_cut_off_and_one_killed_during_three_hundr
                 .map(|n| {
                     let api = api.clone();
                     let customer = customers[n % CUSTOMERS].clone();
-                    let items =
-                        vec![json!({"product_id": products[n % 6], "quantity": 1 + n % 2})];
+                    let items = vec![json!({"product_id": products[n % 6], "quantity": 1 + n % 2})];
                     let placed = placed.clone();
                     async move {
                         let answer = api
