@@ -193,9 +193,10 @@ pub async fn page(
         Ok(view) => layout::pretty(&view),
         Err(e) => format!("(no public view: {e})"),
     };
-    let as_of_value = as_of
-        .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
-        .unwrap_or_else(|| event.recorded_at.format("%Y-%m-%dT%H:%M").to_string());
+    // The picker starts at the time asked, else at this version's event (rounded up to the
+    // second, so that the picker's time includes the event).
+    let shown = as_of.unwrap_or(event.recorded_at + chrono::Duration::milliseconds(999));
+    let as_of_value = shown.format("%Y-%m-%dT%H:%M:%S").to_string();
     let body = html! {
         h1 {
             span.badge.kind { (kind) } " " code { (id) }
@@ -205,19 +206,19 @@ pub async fn page(
         }
         nav.stepper {
             @if version > 1 {
-                a #first .button href=(href(1)) { "⏮ First" }
+                a #first .button href=(href(1)) { "« First" }
                 a #prev .button href=(href(version - 1)) { "◀ Prev" }
             } @else {
-                span #first .button.disabled aria-disabled="true" { "⏮ First" }
+                span #first .button.disabled aria-disabled="true" { "« First" }
                 span #prev .button.disabled aria-disabled="true" { "◀ Prev" }
             }
             span.position { "Version " strong #version { (version) } " of " strong #last-version { (last) } }
             @if version < last {
                 a #next .button href=(href(version + 1)) { "Next ▶" }
-                a #last .button href=(href(last)) { "Last ⏭" }
+                a #last .button href=(href(last)) { "Last »" }
             } @else {
                 span #next .button.disabled aria-disabled="true" { "Next ▶" }
-                span #last .button.disabled aria-disabled="true" { "Last ⏭" }
+                span #last .button.disabled aria-disabled="true" { "Last »" }
             }
             form #as-of-form .inline method="get" action=(layout::aggregate_href(kind, &id, None)) {
                 label { "As of (UTC) " input #as-of type="datetime-local" name="as_of" value=(as_of_value) step="1"; }

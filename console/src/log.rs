@@ -13,7 +13,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eventstore_config::LogFilter;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use maud::html;
 
 use crate::error::{PageError, PageResult};
@@ -100,15 +100,19 @@ pub async fn page(
         .flatten()
         .map(|last| format!("/console/log?{filters}{joiner}before={last}"));
     // Live only on the first page: older pages stay as they are.
-    let newest = events.first().map(|e| e.position).unwrap_or(0);
-    let live = before.is_none().then(|| {
-        let head = if newest == 0 {
-            String::new()
-        } else {
-            newest.to_string()
-        };
-        format!("/console/log/live?{filters}{joiner}after={head}")
-    });
+    let newest = match events.first() {
+        Some(event) => event.position,
+        // Nothing matches yet: live from the log's head as it is now.
+        None if before.is_none() => console
+            .store()
+            .head_position()
+            .await
+            .map_err(PageError::internal)?,
+        None => 0,
+    };
+    let live = before
+        .is_none()
+        .then(|| format!("/console/log/live?{filters}{joiner}after={newest}"));
     let body = html! {
         h1 { "Event log" }
         form #log-filters .filters method="get" action="/console/log" {
@@ -204,5 +208,23 @@ pub async fn live(
             }
         },
     );
+    // A stream ends after a while, and when the server shuts down (a graceful drain waits for
+    // every open request): the browser reconnects a second later, resuming after the last row
+    // it got (`Last-Event-ID`); rows it already shows are not added twice.
+    let end = async {
+        tokio::select! {
+            () = tokio::time::sleep(LIVE_STREAM_LIFETIME) => {}
+            () = web::shutdown_signal() => {}
+        }
+    };
+    let first = futures::stream::once(async {
+        Ok(Event::default()
+            .retry(Duration::from_secs(1))
+            .comment("live"))
+    });
+    let stream = first.chain(stream).take_until(end);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
+
+/// How long one live stream stays open before the browser is asked to reconnect.
+const LIVE_STREAM_LIFETIME: Duration = Duration::from_secs(30);

@@ -44,8 +44,13 @@ pub async fn form() -> Response {
 /// `POST /console/login` (form: `email`, `password`).
 pub async fn submit(
     State(console): State<Console>,
+    parts: axum::http::Extensions,
     form: Result<Form<Parameters>, FormRejection>,
 ) -> Response {
+    // The peer's address, as the server records it for every connection.
+    let address = parts
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
     let Ok(Form(fields)) = form else {
         return (
             StatusCode::BAD_REQUEST,
@@ -62,7 +67,7 @@ pub async fn submit(
         )
             .into_response();
     }
-    if let Err(throttled) = console.0.limits.check(email, None) {
+    if let Err(throttled) = console.0.limits.check(email, address) {
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
             login_page(email, Some(&throttled.to_string())),

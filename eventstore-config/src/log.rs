@@ -591,6 +591,9 @@ pub(crate) async fn rewrite_payload<'a>(
     Ok(())
 }
 
+/// A time range with fewer events than this is read by time, then sorted ([`Store::log_page`]).
+pub const SMALL_TIME_RANGE: i64 = 20_000;
+
 /// Which events a page of the log shows (every field optional; all given ones must match).
 /// Each filter is served by an index (see the `events_*_position` migrations), so a keyset
 /// page stays fast on a large log.
@@ -643,6 +646,10 @@ impl Store {
 
     /// One page of the log, newest first: up to `limit` events matching `filter` below global
     /// position `before` (keyset pagination; `None`: from the newest).
+    ///
+    /// A time range that holds few events ([`SMALL_TIME_RANGE`], counted on `events_recorded_at`)
+    /// is read through that index and sorted (a materialized CTE plans it on its own): walking
+    /// the positions down from the newest would pass every younger event first.
     #[tracing::instrument(skip(self), level = "debug")]
     pub async fn log_page(
         &self,
@@ -650,15 +657,41 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, ReadError> {
+        let by_time = (filter.from.is_some() || filter.to.is_some())
+            && self.events_in_time_range(filter).await? < SMALL_TIME_RANGE;
         let mut sql = Sql::new(format!(
             "SELECT {} FROM events WHERE global_position < ",
             self.log_columns()
         ));
         sql.bind(before.unwrap_or(i64::MAX));
         self.push_log_filter(&mut sql, filter);
-        sql.push(" ORDER BY global_position DESC LIMIT ")
-            .bind(limit.max(1));
+        if by_time {
+            let mut cte = Sql::new("WITH page AS MATERIALIZED (");
+            cte.append(&sql);
+            cte.push(") SELECT * FROM page ORDER BY global_position DESC LIMIT ")
+                .bind(limit.max(1));
+            sql = cte;
+        } else {
+            sql.push(" ORDER BY global_position DESC LIMIT ")
+                .bind(limit.max(1));
+        }
         fetch_events(&sql, self).await
+    }
+
+    /// How many events lie in `filter`'s time range, counted up to [`SMALL_TIME_RANGE`].
+    async fn events_in_time_range(&self, filter: &LogFilter) -> Result<i64, ReadError> {
+        let mut sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE 1 = 1");
+        let times = LogFilter {
+            from: filter.from,
+            to: filter.to,
+            ..LogFilter::default()
+        };
+        self.push_log_filter(&mut sql, &times);
+        sql.push(" LIMIT ")
+            .bind(SMALL_TIME_RANGE)
+            .push(") AS in_range");
+        let (n,): (i64,) = sql.fetch_one(self).await?;
+        Ok(n)
     }
 
     /// Up to `limit` events matching `filter` above global position `after`, oldest first (a

@@ -504,11 +504,79 @@ async fn bad_input_is_a_4xx_page(api: TestApi) {
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
 }
 
+async fn a_new_matching_event_arrives_live_as_a_row(api: TestApi) {
+    let console = Console::start(&api).await;
+    let admin = api.admin().await;
+    let cookie = console.sign_in(&admin).await;
+    let seller = api.register("seller").await;
+    let product = api.product(&seller, 500, 5).await;
+    let head = api.store().head_position().await.unwrap();
+
+    // Given the page's live stream of the seller's events…
+    let page = console
+        .get(&format!("/console/log?actor={}", seller.id), Some(&cookie))
+        .await;
+    let live = Regex::new(r#"data-src="([^"]*)""#)
+        .unwrap()
+        .captures(&page.text)
+        .map(|c| c[1].replace("&amp;", "&"))
+        .expect("the live source");
+    assert!(
+        live.starts_with(&format!("/console/log/live?actor={}", seller.id)),
+        "{live}"
+    );
+    let mut stream = console
+        .client
+        .get(format!("{}{live}", console.base))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+
+    // …when the seller restocks (and an admin's event happens too)…
+    let answer = api
+        .post(
+            &format!("/api/v1/products/{product}/restock"),
+            Some(&seller.token),
+            json!({"quantity": 1}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let restocked = answer.body["position"].as_i64().expect("position");
+    assert!(restocked > head);
+
+    // …then its row arrives, and only it.
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !received.contains(&format!("data-position=\"{restocked}\"")) {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("the row arrives within 10 s")
+            .expect("stream")
+            .expect("open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.contains("event: row"), "{received}");
+    assert!(received.contains("StockAdded"), "{received}");
+    let rows = Regex::new(r#"data-position="(\d+)""#).unwrap();
+    let positions: Vec<i64> = rows
+        .captures_iter(&received)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert_eq!(positions, vec![restocked], "{received}");
+}
+
 api_tests!(
     an_admin_signs_in_with_a_http_only_strict_cookie_and_signs_out,
     a_customer_gets_the_admins_only_page,
     a_post_without_the_csrf_token_is_refused,
     the_log_filters_and_pages_by_position,
+    a_new_matching_event_arrives_live_as_a_row,
     the_aggregate_page_shows_the_state_at_each_version,
     the_order_page_shows_its_steps_and_caused_events,
     the_audit_csv_has_a_header_and_a_line_per_entry,
