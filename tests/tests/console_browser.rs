@@ -78,10 +78,26 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let filters: Vec<&String> = arguments.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's options are accepted; `--skip NAME` and `--ignored` (none is ignored here) are
+    // honoured, the others (with their values) ignored.
+    let only_ignored = arguments.iter().any(|a| a == "--ignored");
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut words = arguments.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--skip" => skips.extend(words.next()),
+            "--test-threads" | "--format" | "--logfile" | "--color" | "-Z" => {
+                words.next();
+            }
+            option if option.starts_with('-') => {}
+            filter => filters.push(filter.to_owned()),
+        }
+    }
     let chosen: Vec<_> = steps
         .into_iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(&***f)))
+        .filter(|_| !only_ignored)
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .filter(|(name, _)| !skips.iter().any(|s| name.contains(s.as_str())))
         .collect();
     if chosen.is_empty() {
         println!("\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed");
