@@ -87,13 +87,14 @@ pub async fn page(State(console): State<Console>, admin: Admin) -> PageResult<Re
         }
         table.data #projections {
             thead { tr {
-                th { "Name" } th { "Position" } th { "Lag" } th { "State" } th { "Owner" }
+                th { "Name" } th { "Version" } th { "Position" } th { "Lag" } th { "State" } th { "Owner" }
                 th { "Dead letters" } th {}
             } }
             tbody {
                 @for s in &statuses {
                     tr.projection data-name=(s.name) {
-                        td.name { (s.name) " " span.muted { "v" (s.version) } }
+                        td.name { (s.name) }
+                        td.version { "v" (s.version) }
                         td.position { (s.position) }
                         td.lag {
                             (s.lag_events)

@@ -571,6 +571,62 @@ async fn a_new_matching_event_arrives_live_as_a_row(api: TestApi) {
     assert_eq!(positions, vec![restocked], "{received}");
 }
 
+async fn a_rebuild_started_from_the_page_finishes(api: TestApi) {
+    let console = Console::start(&api).await;
+    let admin = api.admin().await;
+    let cookie = console.sign_in(&admin).await;
+    let seller = api.register("seller").await;
+    api.product(&seller, 500, 5).await;
+    let page = console.get("/console/projections", Some(&cookie)).await;
+    assert!(!page.text.contains(r#"id="rebuild-status""#));
+    let csrf = Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
+        .unwrap()
+        .captures(&page.text)
+        .map(|c| c[1].to_owned())
+        .expect("csrf");
+
+    // When the admin starts a rebuild of products…
+    let started = console
+        .post(
+            "/console/projections/products/rebuild",
+            Some(&cookie),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.text);
+    assert_eq!(started.headers[LOCATION], "/console/projections");
+
+    // …then the page shows it running, then finished.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = console.get("/console/projections", Some(&cookie)).await;
+        let section = &page.text[page
+            .text
+            .find(r#"id="rebuild-status""#)
+            .expect("#rebuild-status")..];
+        if section.contains("finished") {
+            assert!(!section.contains("failed"), "{section}");
+            assert!(section.contains("events replayed"), "{section}");
+            break;
+        }
+        assert!(section.contains("running"), "{section}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // An unknown projection is a 404.
+    let page = console
+        .post(
+            "/console/projections/baskets/rebuild",
+            Some(&cookie),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+}
+
 api_tests!(
     an_admin_signs_in_with_a_http_only_strict_cookie_and_signs_out,
     a_customer_gets_the_admins_only_page,
@@ -581,4 +637,5 @@ api_tests!(
     the_order_page_shows_its_steps_and_caused_events,
     the_audit_csv_has_a_header_and_a_line_per_entry,
     bad_input_is_a_4xx_page,
+    a_rebuild_started_from_the_page_finishes,
 );
