@@ -129,4 +129,36 @@ mod tests {
         }
         assert!(!PAGE.contains("http://") && !PAGE.contains("https://"));
     }
+
+    #[tokio::test]
+    async fn a_vendored_file_is_served_with_its_type_and_a_year_of_cache_and_any_other_is_404() {
+        let script = asset(Path("graphiql-3.9.0.min.js".to_owned())).await;
+        assert_eq!(script.status(), StatusCode::OK);
+        assert_eq!(
+            script.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(script.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age=31536000"));
+        let style = asset(Path("graphiql-3.9.0.min.css".to_owned())).await;
+        assert_eq!(
+            style.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
+        for missing in ["graphiql.min.js", "../Cargo.toml", "LICENSE-react"] {
+            let answer = asset(Path(missing.to_owned())).await;
+            assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{missing}");
+        }
+    }
+
+    #[test]
+    fn the_page_allows_only_its_own_origin() {
+        let page = page();
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(policy.contains("default-src 'self'") && policy.contains("connect-src 'self'"));
+    }
 }

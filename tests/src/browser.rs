@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 pub const WINDOW: (u32, u32) = (1280, 800);
 
 /// How long [`Browser::wait_for`] and friends wait before failing.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A chromedriver child with one browser session.
 pub struct Browser {
@@ -90,6 +90,10 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--hide-scrollbars",
+                    // A page kept in the back/forward cache keeps its live log's EventSource
+                    // connection open; after six such pages Chromium's six connections per host
+                    // are taken and the next page waits about a minute.
+                    "--disable-features=BackForwardCache",
                     format!("--window-size={width},{height}"),
                     // Nothing but the server under test: no name resolves, no other address is
                     // reachable.

@@ -41,6 +41,9 @@ struct Console {
     _test: TestStore,
 }
 
+/// How long one step may take (a busy CI machine is slow; a step takes a few seconds).
+const STEP_LIMIT: Duration = Duration::from_secs(90);
+
 type Step = fn(Arc<Console>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 macro_rules! steps {
@@ -75,10 +78,26 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let filters: Vec<&String> = arguments.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's options are accepted; `--skip NAME` and `--ignored` (none is ignored here) are
+    // honoured, the others (with their values) ignored.
+    let only_ignored = arguments.iter().any(|a| a == "--ignored");
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut words = arguments.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--skip" => skips.extend(words.next()),
+            "--test-threads" | "--format" | "--logfile" | "--color" | "-Z" => {
+                words.next();
+            }
+            option if option.starts_with('-') => {}
+            filter => filters.push(filter.to_owned()),
+        }
+    }
     let chosen: Vec<_> = steps
         .into_iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(&***f)))
+        .filter(|_| !only_ignored)
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .filter(|(name, _)| !skips.iter().any(|s| name.contains(s.as_str())))
         .collect();
     if chosen.is_empty() {
         println!("\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed");
@@ -97,14 +116,11 @@ fn main() -> ExitCode {
         let mut failed = Vec::new();
         for (name, step) in chosen.iter() {
             let begun = Instant::now();
-            let run = tokio::spawn(tokio::time::timeout(
-                Duration::from_secs(45),
-                step(console.clone()),
-            ));
+            let run = tokio::spawn(tokio::time::timeout(STEP_LIMIT, step(console.clone())));
             let verdict = match run.await {
                 Ok(Ok(())) => "ok",
                 Ok(Err(_)) => {
-                    eprintln!("{name} timed out after 45 s");
+                    eprintln!("{name} timed out after {STEP_LIMIT:?}");
                     "FAILED"
                 }
                 Err(_) => "FAILED", // the panic message is already on stderr
@@ -183,7 +199,7 @@ impl Console {
         let statuses = eventshop_tests::saga::settle(
             &test.store,
             std::slice::from_ref(&order_id),
-            Duration::from_secs(30),
+            Duration::from_secs(60),
         )
         .await;
         assert_eq!(statuses, vec![domain::order::OrderStatus::Approved]);
@@ -215,8 +231,17 @@ impl Console {
         b.click("#sign-in").await;
     }
 
+    /// Signs in as the admin, unless the browser already is (a sign-in hashes a password: slow).
     async fn sign_in_as_admin(&self) {
-        self.sign_in(&self.admin).await;
+        let b = &self.browser;
+        b.open(&self.url("/console/log")).await;
+        let signed_in = match b.client.find(Locator::Css("#whoami")).await {
+            Ok(whoami) => whoami.text().await.unwrap_or_default() == self.admin.email,
+            Err(_) => false,
+        };
+        if !signed_in {
+            self.sign_in(&self.admin).await;
+        }
         let whoami = self.browser.text("#whoami").await;
         assert!(
             whoami.contains(&self.admin.email),
@@ -654,7 +679,6 @@ async fn a_projection_rebuild_started_from_the_page_finishes(c: Arc<Console>) {
     b.wait_for("#projections tr.projection").await;
     let names = b.texts("#projections tr.projection .name").await;
     assert!(!names.is_empty());
-    b.screenshot(&screenshot("projections")).await;
     b.click("#projections tr.projection .rebuild").await;
     let status = b
         .until("the rebuild to finish", || async {
@@ -668,6 +692,7 @@ async fn a_projection_rebuild_started_from_the_page_finishes(c: Arc<Console>) {
         })
         .await;
     assert!(status.contains("finished"), "{status:?}");
+    b.screenshot(&screenshot("projections")).await;
 }
 
 async fn the_audit_lists_who_did_what_and_links_its_csv(c: Arc<Console>) {
