@@ -2,7 +2,10 @@
 //! global position: `before`), filtered by aggregate type and id, event type, actor,
 //! correlation id and a time range ([`eventstore_config::LogFilter`], each filter served by an
 //! index); and `GET /console/log/live`: the events after `after` that match the same filters,
-//! as Server-Sent Events (one `tr.event` row each), which the page's script prepends.
+//! as Server-Sent Events (one `tr.event` row each), which the page's script prepends. The live
+//! view reads in commit-safe order from a checkpoint (`after` and the SSE ids are
+//! `<transaction id>.<position>`), so an event whose transaction took a lower position but
+//! committed later still arrives live.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use eventstore_config::LogFilter;
+use eventstore_config::{Checkpoint, LogFilter};
 use futures::{Stream, StreamExt};
 use maud::html;
 
@@ -88,6 +91,11 @@ pub async fn page(
     let parameters = parameters(query)?;
     let filter = filter(&parameters)?;
     let before = number(&parameters, "before")?;
+    let horizon = console
+        .store()
+        .commit_safe_head()
+        .await
+        .map_err(PageError::internal)?;
     let events = console
         .store()
         .log_page(&filter, before, PAGE)
@@ -99,20 +107,12 @@ pub async fn page(
         .then(|| events.last().map(|e| e.position))
         .flatten()
         .map(|last| format!("/console/log?{filters}{joiner}before={last}"));
-    // Live only on the first page: older pages stay as they are.
-    let newest = match events.first() {
-        Some(event) => event.position,
-        // Nothing matches yet: live from the log's head as it is now.
-        None if before.is_none() => console
-            .store()
-            .head_position()
-            .await
-            .map_err(PageError::internal)?,
-        None => 0,
-    };
+    // Live only on the first page: older pages stay as they are. The live view starts at the
+    // commit-safe head taken before the page was read, so an event still being committed
+    // while the page is read arrives live (the browser skips the rows it already shows).
     let live = before
         .is_none()
-        .then(|| format!("/console/log/live?{filters}{joiner}after={newest}"));
+        .then(|| format!("/console/log/live?{filters}{joiner}after={}", resume_token(horizon)));
     let body = html! {
         h1 { "Event log" }
         form #log-filters .filters method="get" action="/console/log" {
@@ -151,8 +151,9 @@ pub async fn page(
 /// How often the live view looks for new events.
 const LIVE_POLL: Duration = Duration::from_millis(500);
 
-/// `GET /console/log/live?<filters>&after=N`: Server-Sent Events, one `row` event per new
-/// matching event (`id`: its position, so a reconnecting browser resumes after it).
+/// `GET /console/log/live?<filters>&after=<resume token or position>`: Server-Sent Events, one
+/// `row` event per new matching event (`id`: its resume token, so a reconnecting browser resumes
+/// after it; without `after`: from the commit-safe head).
 pub async fn live(
     State(console): State<Console>,
     _admin: Admin,
@@ -164,14 +165,29 @@ pub async fn live(
     let resumed = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok());
+        .and_then(parse_resume_token);
     let after = match resumed {
-        Some(position) => position,
-        None => match number(&parameters, "after")? {
-            Some(position) => position,
-            None => console
+        Some(checkpoint) => checkpoint,
+        None => match parameters.get("after").map(|v| v.trim()) {
+            Some(token) if !token.is_empty() => match parse_resume_token(token) {
+                Some(checkpoint) => checkpoint,
+                // A bare position (an older page's link): that event's checkpoint.
+                None => match token.parse::<i64>() {
+                    Ok(position) if position >= 0 => console
+                        .store()
+                        .checkpoint_at(position)
+                        .await
+                        .map_err(PageError::internal)?,
+                    _ => {
+                        return Err(PageError::bad_request(
+                            "`after` must be a position or a live view's resume token",
+                        ))
+                    }
+                },
+            },
+            _ => console
                 .store()
-                .head_position()
+                .commit_safe_head()
                 .await
                 .map_err(PageError::internal)?,
         },
@@ -186,7 +202,7 @@ pub async fn live(
                 }
                 match store.log_after(&filter, after, PAGE).await {
                     Ok(events) if !events.is_empty() => {
-                        after = events.last().map(|e| e.position).unwrap_or(after);
+                        after = events.last().map(|e| e.checkpoint()).unwrap_or(after);
                         // Popped from the end: oldest first.
                         pending = events
                             .iter()
@@ -194,7 +210,7 @@ pub async fn live(
                             .map(|e| {
                                 Event::default()
                                     .event("row")
-                                    .id(e.position.to_string())
+                                    .id(resume_token(e.checkpoint()))
                                     .data(layout::event_row(e).into_string().replace('\n', "&#10;"))
                             })
                             .collect();
@@ -224,6 +240,21 @@ pub async fn live(
     });
     let stream = first.chain(stream).take_until(end);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// A live view's place in the log as text (`<transaction id>.<position>`): the SSE event id a
+/// reconnecting browser sends back as `Last-Event-ID`.
+fn resume_token(checkpoint: Checkpoint) -> String {
+    format!("{}.{}", checkpoint.transaction_id, checkpoint.position)
+}
+
+/// The checkpoint of a [`resume_token`] (`None`: not one).
+fn parse_resume_token(token: &str) -> Option<Checkpoint> {
+    let (transaction_id, position) = token.trim().split_once('.')?;
+    Some(Checkpoint {
+        transaction_id: transaction_id.parse().ok()?,
+        position: position.parse().ok().filter(|p: &i64| *p >= 0)?,
+    })
 }
 
 /// How long one live stream stays open before the browser is asked to reconnect.

@@ -767,24 +767,35 @@ impl Store {
         Ok(n)
     }
 
-    /// Up to `limit` events matching `filter` above global position `after`, oldest first (a
-    /// live view's next events; by position alone, so on PostgreSQL an event whose transaction
-    /// commits late may show only on the next full read).
+    /// Up to `limit` events matching `filter` after `checkpoint`, in commit-safe order (the
+    /// live log): over successive calls that pass the last event's checkpoint, every committed
+    /// matching event is returned exactly once, also one whose transaction took a lower
+    /// position but committed later (PostgreSQL reads only transactions older than every
+    /// running one, in `(transaction_id, global_position)` order; SQLite has one writer).
     #[tracing::instrument(skip(self), level = "debug")]
     pub async fn log_after(
         &self,
         filter: &LogFilter,
-        after: i64,
+        checkpoint: Checkpoint,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, ReadError> {
-        let mut sql = Sql::new(format!(
-            "SELECT {} FROM events WHERE global_position > ",
-            self.log_columns()
-        ));
-        sql.bind(after);
+        let mut sql = Sql::new(format!("SELECT {} FROM events WHERE ", self.log_columns()));
+        let order = match self {
+            Store::Postgres(_) => {
+                sql.push("(transaction_id, global_position) > (")
+                    .bind(checkpoint.transaction_id.to_string())
+                    .push("::text::xid8, ")
+                    .bind(checkpoint.position)
+                    .push(") AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())");
+                " ORDER BY transaction_id, global_position LIMIT "
+            }
+            Store::Sqlite(_) => {
+                sql.push("global_position > ").bind(checkpoint.position);
+                " ORDER BY global_position LIMIT "
+            }
+        };
         self.push_log_filter(&mut sql, filter);
-        sql.push(" ORDER BY global_position LIMIT ")
-            .bind(limit.max(1));
+        sql.push(order).bind(limit.max(1));
         fetch_events(&sql, self).await
     }
 

@@ -90,10 +90,6 @@ impl Browser {
                     "--disable-component-update",
                     "--disable-sync",
                     "--hide-scrollbars",
-                    // A page kept in the back/forward cache keeps its live log's EventSource
-                    // connection open; after six such pages Chromium's six connections per host
-                    // are taken and the next page waits about a minute.
-                    "--disable-features=BackForwardCache",
                     format!("--window-size={width},{height}"),
                     // Nothing but the server under test: no name resolves, no other address is
                     // reachable.

@@ -226,3 +226,40 @@ async fn an_event_committed_after_a_higher_position_is_skipped_by_a_naive_reader
         .collect();
     assert_eq!(safe, vec!["slow".to_string(), "fast".to_string()]);
 }
+
+#[tokio::test]
+async fn the_live_log_of_the_console_returns_an_event_that_committed_after_a_higher_position() {
+    let test = TestStore::postgres().await;
+    let pool = pool(&test.store);
+    let filter = eventstore_config::LogFilter {
+        aggregate_type: Some("torture".into()),
+        ..Default::default()
+    };
+
+    // Given a live view from the head, while A holds the lower position open and B commits…
+    let mut checkpoint = test.store.commit_safe_head().await.unwrap();
+    let mut a = pool.begin().await.unwrap();
+    insert(&mut a, "slow", 1).await;
+    let mut b = pool.begin().await.unwrap();
+    insert(&mut b, "fast", 1).await;
+    b.commit().await.unwrap();
+
+    // …when the view reads, then A commits, and the view reads on from its checkpoint…
+    let mut seen: Vec<String> = Vec::new();
+    let mut a = Some(a);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
+        let events = test.store.log_after(&filter, checkpoint, 10).await.unwrap();
+        if let Some(last) = events.last() {
+            checkpoint = last.checkpoint();
+        }
+        seen.extend(events.into_iter().map(|e| e.aggregate_id));
+        if let Some(a) = a.take() {
+            a.commit().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // …then it has shown both events, each once, in commit-safe order.
+    assert_eq!(seen, vec!["slow".to_string(), "fast".to_string()]);
+}
