@@ -664,9 +664,6 @@ pub(crate) async fn rewrite_payload<'a>(
     Ok(())
 }
 
-/// A time range with fewer events than this is read by time, then sorted ([`Store::log_page`]).
-pub const SMALL_TIME_RANGE: i64 = 20_000;
-
 /// Which events a page of the log shows (every field optional; all given ones must match).
 /// Each filter is served by an index (see the `events_*_position` migrations), so a keyset
 /// page stays fast on a large log.
@@ -717,12 +714,15 @@ impl Store {
         }
     }
 
-    /// One page of the log, newest first: up to `limit` events matching `filter` below global
-    /// position `before` (keyset pagination; `None`: from the newest).
+    /// One page of the log, newest first: up to `limit` events matching `filter` older than the
+    /// event at global position `before` (keyset pagination; `None`: from the newest).
     ///
-    /// A time range that holds few events ([`SMALL_TIME_RANGE`], counted on `events_recorded_at`)
-    /// is read through that index and sorted (a materialized CTE plans it on its own): walking
-    /// the positions down from the newest would pass every younger event first.
+    /// Without a time range the page is in position order (walking an index that ends in the
+    /// position). With one it is in `(recorded_at, global_position)` order, walking
+    /// `events_recorded_at_position` from the range's end: a range that ends far in the past
+    /// then starts right there instead of passing every younger event first, however many
+    /// events the range holds. The cursor is still the last row's position (its time is looked
+    /// up by the statement).
     #[tracing::instrument(skip(self), level = "debug")]
     pub async fn log_page(
         &self,
@@ -730,41 +730,35 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, ReadError> {
-        let by_time = (filter.from.is_some() || filter.to.is_some())
-            && self.events_in_time_range(filter).await? < SMALL_TIME_RANGE;
+        let timed = filter.from.is_some() || filter.to.is_some();
         let mut sql = Sql::new(format!(
-            "SELECT {} FROM events WHERE global_position < ",
+            "SELECT {} FROM events WHERE 1 = 1",
             self.log_columns()
         ));
-        sql.bind(before.unwrap_or(i64::MAX));
-        self.push_log_filter(&mut sql, filter);
-        if by_time {
-            let mut cte = Sql::new("WITH page AS MATERIALIZED (");
-            cte.append(&sql);
-            cte.push(") SELECT * FROM page ORDER BY global_position DESC LIMIT ")
-                .bind(limit.max(1));
-            sql = cte;
-        } else {
-            sql.push(" ORDER BY global_position DESC LIMIT ")
-                .bind(limit.max(1));
+        match (timed, before) {
+            (true, Some(before)) => {
+                sql.push(
+                    " AND (recorded_at, global_position) < \
+                     ((SELECT recorded_at FROM events WHERE global_position = ",
+                )
+                .bind(before)
+                .push("), ")
+                .bind(before)
+                .push(")");
+            }
+            (false, Some(before)) => {
+                sql.push(" AND global_position < ").bind(before);
+            }
+            (_, None) => {}
         }
+        self.push_log_filter(&mut sql, filter);
+        sql.push(if timed {
+            " ORDER BY recorded_at DESC, global_position DESC LIMIT "
+        } else {
+            " ORDER BY global_position DESC LIMIT "
+        })
+        .bind(limit.max(1));
         fetch_events(&sql, self).await
-    }
-
-    /// How many events lie in `filter`'s time range, counted up to [`SMALL_TIME_RANGE`].
-    async fn events_in_time_range(&self, filter: &LogFilter) -> Result<i64, ReadError> {
-        let mut sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE 1 = 1");
-        let times = LogFilter {
-            from: filter.from,
-            to: filter.to,
-            ..LogFilter::default()
-        };
-        self.push_log_filter(&mut sql, &times);
-        sql.push(" LIMIT ")
-            .bind(SMALL_TIME_RANGE)
-            .push(") AS in_range");
-        let (n,): (i64,) = sql.fetch_one(self).await?;
-        Ok(n)
     }
 
     /// Up to `limit` events matching `filter` after `checkpoint`, in commit-safe order (the
