@@ -14,7 +14,8 @@
 //! the log's first page; the log filtered by actor, by an old correlation and by event type
 //! (each matching a few events at the very start of the log, the hard case for a keyset page)
 //! and by the new order's correlation; a
-//! page deep in the log (`before` = the middle); an aggregate page (the order, and a wallet of
+//! page deep in the log (`before` = the middle); a time range from the first event to the middle
+//! one (its newest page starts half a log down); an aggregate page (the order, and a wallet of
 //! 100 versions at its last version); the order's timeline; projections; the audit filtered by
 //! actor.
 
@@ -150,6 +151,18 @@ async fn main() -> anyhow::Result<()> {
     let cookies = sign_in(&client, &base, &email, &password).await?;
     let middle = imported.events as i64 / 2;
     let seller = script.seller;
+    let time_at = |position: i64| {
+        let store = target.store.clone();
+        async move {
+            let (at,): (chrono::DateTime<chrono::Utc>,) =
+                eventstore_config::Sql::new("SELECT recorded_at FROM events WHERE global_position = $1")
+                    .arg(position)
+                    .fetch_one(&store)
+                    .await?;
+            anyhow::Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+    };
+    let (first_time, middle_time) = (time_at(1).await?, time_at(middle).await?);
     let pages = [
         ("log, first page", "/console/log".to_owned()),
         ("log by actor", format!("/console/log?actor={seller}")),
@@ -166,6 +179,10 @@ async fn main() -> anyhow::Result<()> {
             "/console/log?event_type=OrderApproved".to_owned(),
         ),
         ("log, a deep page", format!("/console/log?before={middle}")),
+        (
+            "log, a time range ending mid-log",
+            format!("/console/log?from={first_time}&to={middle_time}"),
+        ),
         (
             "aggregate: order",
             format!("/console/aggregates/order/{order}"),
