@@ -110,9 +110,12 @@ pub async fn page(
     // Live only on the first page: older pages stay as they are. The live view starts at the
     // commit-safe head taken before the page was read, so an event still being committed
     // while the page is read arrives live (the browser skips the rows it already shows).
-    let live = before
-        .is_none()
-        .then(|| format!("/console/log/live?{filters}{joiner}after={}", resume_token(horizon)));
+    let live = before.is_none().then(|| {
+        format!(
+            "/console/log/live?{filters}{joiner}after={}",
+            resume_token(horizon)
+        )
+    });
     let body = html! {
         h1 { "Event log" }
         form #log-filters .filters method="get" action="/console/log" {

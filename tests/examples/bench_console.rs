@@ -154,11 +154,12 @@ async fn main() -> anyhow::Result<()> {
     let time_at = |position: i64| {
         let store = target.store.clone();
         async move {
-            let (at,): (chrono::DateTime<chrono::Utc>,) =
-                eventstore_config::Sql::new("SELECT recorded_at FROM events WHERE global_position = $1")
-                    .arg(position)
-                    .fetch_one(&store)
-                    .await?;
+            let (at,): (chrono::DateTime<chrono::Utc>,) = eventstore_config::Sql::new(
+                "SELECT recorded_at FROM events WHERE global_position = $1",
+            )
+            .arg(position)
+            .fetch_one(&store)
+            .await?;
             anyhow::Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         }
     };
