@@ -50,6 +50,16 @@ pub async fn page(State(console): State<Console>, admin: Admin) -> PageResult<Re
     let statuses = projectors::statuses(console.store())
         .await
         .map_err(|e| PageError::internal(format!("{e:#}")))?;
+    // A projection split into segments also shows one row per segment.
+    let mut segments = HashMap::new();
+    for s in &statuses {
+        let rows = projectors::status::segment_statuses(console.store(), &s.name)
+            .await
+            .map_err(|e| PageError::internal(format!("{e:#}")))?;
+        if rows.len() > 1 {
+            segments.insert(s.name.clone(), rows);
+        }
+    }
     let parked = dead_letters::list(console.store(), None)
         .await
         .map_err(|e| PageError::internal(format!("{e:#}")))?;
@@ -112,6 +122,20 @@ pub async fn page(State(console): State<Console>, admin: Admin) -> PageResult<Re
                                 (csrf_input(&admin))
                                 button.rebuild type="submit" { "Rebuild" }
                             }
+                        }
+                    }
+                    @for g in segments.get(&s.name).into_iter().flatten() {
+                        tr.segment data-name=(g.name) data-segment=(g.segment) {
+                            td.name.muted { "↳ segment " (g.segment) " of " (g.segments) }
+                            td {}
+                            td.position { (g.position) }
+                            td.lag {
+                                (g.lag_events)
+                                @if let Some(secs) = g.lag_seconds { span.muted { " (" (format!("{secs:.1}")) " s)" } }
+                            }
+                            td {}
+                            td.owner { (g.owner.as_deref().unwrap_or("—")) }
+                            td {} td {}
                         }
                     }
                 }

@@ -638,4 +638,27 @@ api_tests!(
     the_audit_csv_has_a_header_and_a_line_per_entry,
     bad_input_is_a_4xx_page,
     a_rebuild_started_from_the_page_finishes,
+    a_projection_split_into_segments_shows_a_row_per_segment,
 );
+
+async fn a_projection_split_into_segments_shows_a_row_per_segment(api: TestApi) {
+    let console = Console::start(&api).await;
+    let admin = api.admin().await;
+    let cookie = console.sign_in(&admin).await;
+    // Given the audit projection split into four segments…
+    let names = eventstore_config::segments::checkpoint_names("audit", 4);
+    eventstore_config::followers::ensure_segments(api.store(), "audit", &names)
+        .await
+        .unwrap();
+    // …when an admin opens the projections page…
+    let page = console.get("/console/projections", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // …then it shows one row per segment of it, and none for the unsplit ones.
+    let segments: Vec<String> =
+        Regex::new(r#"<tr class="segment" data-name="([^"]+)" data-segment="(\d+)""#)
+            .unwrap()
+            .captures_iter(&page.text)
+            .map(|c| format!("{}/{}", &c[1], &c[2]))
+            .collect();
+    assert_eq!(segments, ["audit/0", "audit/1", "audit/2", "audit/3"]);
+}
