@@ -568,7 +568,25 @@ async fn a_new_matching_event_arrives_live_as_a_row(api: TestApi) {
         .captures_iter(&received)
         .map(|c| c[1].parse().unwrap())
         .collect();
-    assert_eq!(positions, vec![restocked], "{received}");
+    // The stream starts at the commit-safe head taken before the page was read; on PostgreSQL
+    // other transactions of the cluster can hold that head back, so rows the page already
+    // shows may come again (the page's script skips them). Nothing else may come: no event of
+    // another actor, and the new row once.
+    let shown: Vec<i64> = rows
+        .captures_iter(&page.text)
+        .map(|c| c[1].parse().unwrap())
+        .collect();
+    assert_eq!(
+        positions.iter().filter(|p| **p == restocked).count(),
+        1,
+        "{received}"
+    );
+    assert!(
+        positions
+            .iter()
+            .all(|p| *p == restocked || shown.contains(p)),
+        "{received}"
+    );
 }
 
 async fn a_rebuild_started_from_the_page_finishes(api: TestApi) {
@@ -646,10 +664,17 @@ async fn a_projection_split_into_segments_shows_a_row_per_segment(api: TestApi) 
     let admin = api.admin().await;
     let cookie = console.sign_in(&admin).await;
     // Given the audit projection split into four segments…
-    let names = eventstore_config::segments::checkpoint_names("audit", 4);
-    eventstore_config::followers::ensure_segments(api.store(), "audit", &names)
+    let mut tx = api.store().begin().await.unwrap();
+    for name in eventstore_config::segments::checkpoint_names("audit", 4) {
+        eventstore_config::followers::write_checkpoint(
+            &mut tx,
+            &name,
+            eventstore_config::Checkpoint::START,
+        )
         .await
         .unwrap();
+    }
+    tx.commit().await.unwrap();
     // …when an admin opens the projections page…
     let page = console.get("/console/projections", Some(&cookie)).await;
     assert_eq!(page.status, StatusCode::OK);
