@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use eventstore_config::StoredEvent;
 use maud::{html, Markup, DOCTYPE};
 
-use crate::session::Admin;
+use crate::admin::Admin;
 
 /// The navigation entry of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

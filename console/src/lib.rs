@@ -15,6 +15,7 @@
 //! and dead-letter use cases; sign-in is the login use case ([`application::sessions`]).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod aggregate;
 pub mod audit;
 pub mod error;

@@ -80,17 +80,7 @@ pub struct SignedIn {
     pub admin: bool,
 }
 
-/// A signed-in admin: the extractor of every console page but the login page. Without a
-/// (valid) session it redirects to the login page; a non-admin gets the 403 page.
-#[derive(Debug, Clone)]
-pub struct Admin {
-    /// The account id.
-    pub subject: String,
-    /// The session's CSRF token.
-    pub csrf: String,
-    /// Its e-mail (shown in the top bar).
-    pub email: String,
-}
+pub use crate::admin::Admin;
 
 impl Console {
     /// The signed-in account of a request, if its cookie holds a valid access token.

@@ -20,7 +20,7 @@ use crate::lease::{self, Lease, RENEW_EVERY};
 use crate::model::{FoldError, Projection};
 use crate::progress;
 use crate::read_models;
-use crate::share::Share;
+use crate::share::{claim, Share};
 use crate::sql::{self, BatchError, Tx};
 
 /// How a worker runs.
@@ -522,43 +522,6 @@ pub async fn run_segment(
                     _ = shutdown.changed() => {}
                 }
             }
-        }
-    }
-}
-
-/// Waits until this process may hold one more segment of `name` ([`Share::reserve`]) and the
-/// lease `job` is free, trying every [`RENEW_EVERY`]; `None` once `shutdown` is set. The one
-/// claiming loop of every segmented follower (projections, the saga, the relay).
-pub async fn claim(
-    store: &Store,
-    share: &Share,
-    name: &str,
-    job: &str,
-    segments: u32,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<Lease> {
-    loop {
-        if *shutdown.borrow() {
-            return None;
-        }
-        if share.reserve(name, segments) {
-            match lease::try_acquire_in(share.session(), store, job, share.owner()).await {
-                Ok(Some(lease)) => {
-                    tracing::info!(job, owner = share.owner(), "segment claimed");
-                    return Some(lease);
-                }
-                Ok(None) => share.release(name),
-                Err(error) => {
-                    share.release(name);
-                    tracing::warn!(job, %error, "claim attempt failed");
-                }
-            }
-        }
-        // A little jitter, so that workers do not try in lockstep.
-        let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]));
-        tokio::select! {
-            _ = tokio::time::sleep(RENEW_EVERY + jitter) => {}
-            _ = shutdown.changed() => {}
         }
     }
 }

@@ -24,7 +24,7 @@ use chrono::Utc;
 use eventstore_config::{followers, segments, Store};
 use tokio::sync::watch;
 
-use crate::lease::LockSession;
+use crate::lease::{self, Lease, LockSession, RENEW_EVERY};
 
 /// How often a worker writes its heartbeat (and re-reads the live workers).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -191,6 +191,43 @@ async fn beat(
         }
     }
     followers::forget_worker(&store, &owner).await.ok();
+}
+
+/// Waits until this process may hold one more segment of `name` ([`Share::reserve`]) and the
+/// lease `job` is free, trying every [`RENEW_EVERY`]; `None` once `shutdown` is set. The one
+/// claiming loop of every segmented follower (projections, the saga, the relay).
+pub async fn claim(
+    store: &Store,
+    share: &Share,
+    name: &str,
+    job: &str,
+    segments: u32,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Lease> {
+    loop {
+        if *shutdown.borrow() {
+            return None;
+        }
+        if share.reserve(name, segments) {
+            match lease::try_acquire_in(share.session(), store, job, share.owner()).await {
+                Ok(Some(lease)) => {
+                    tracing::info!(job, owner = share.owner(), "segment claimed");
+                    return Some(lease);
+                }
+                Ok(None) => share.release(name),
+                Err(error) => {
+                    share.release(name);
+                    tracing::warn!(job, %error, "claim attempt failed");
+                }
+            }
+        }
+        // A little jitter, so that workers do not try in lockstep.
+        let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]));
+        tokio::select! {
+            _ = tokio::time::sleep(RENEW_EVERY + jitter) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 #[cfg(test)]

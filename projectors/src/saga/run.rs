@@ -12,7 +12,7 @@ use super::batch::handle_segment_batch;
 use super::deadlines::run_deadlines;
 use super::options::{SagaOptions, NAME};
 use crate::lease::{Lease, RENEW_EVERY};
-use crate::runner::claim;
+use crate::share::claim;
 use crate::share::Share;
 use crate::sql::Tx;
 
