@@ -93,7 +93,7 @@ pub async fn page(
     let before = number(&parameters, "before")?;
     let horizon = console
         .store()
-        .commit_safe_head()
+        .live_start()
         .await
         .map_err(PageError::internal)?;
     let events = console
@@ -108,7 +108,7 @@ pub async fn page(
         .flatten()
         .map(|last| format!("/console/log?{filters}{joiner}before={last}"));
     // Live only on the first page: older pages stay as they are. The live view starts at the
-    // commit-safe head taken before the page was read, so an event still being committed
+    // live start taken before the page was read ([`eventstore_config::Store::live_start`]), so an event still being committed
     // while the page is read arrives live (the browser skips the rows it already shows).
     let live = before.is_none().then(|| {
         format!(
@@ -156,7 +156,7 @@ const LIVE_POLL: Duration = Duration::from_millis(500);
 
 /// `GET /console/log/live?<filters>&after=<resume token or position>`: Server-Sent Events, one
 /// `row` event per new matching event (`id`: its resume token, so a reconnecting browser resumes
-/// after it; without `after`: from the commit-safe head).
+/// after it; without `after`: from the live start, [`eventstore_config::Store::live_start`]).
 pub async fn live(
     State(console): State<Console>,
     _admin: Admin,
@@ -190,7 +190,7 @@ pub async fn live(
             },
             _ => console
                 .store()
-                .commit_safe_head()
+                .live_start()
                 .await
                 .map_err(PageError::internal)?,
         },

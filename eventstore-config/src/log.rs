@@ -549,6 +549,27 @@ impl Store {
         }
     }
 
+    /// Where a live view of the log starts so that it misses nothing committed from now on, in
+    /// one constant-time statement: on PostgreSQL just below the oldest running transaction
+    /// (`(xmin - 1, ∞)`: every event of an older transaction is committed, so already readable
+    /// by a read that follows; every later one comes after this checkpoint); on SQLite the
+    /// head. A view reading from here may see again events a read made meanwhile showed.
+    pub async fn live_start(&self) -> Result<Checkpoint, ReadError> {
+        match self {
+            Store::Postgres(_) => {
+                let (xmin,): (String,) =
+                    Sql::new("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                        .fetch_one(self)
+                        .await?;
+                Ok(Checkpoint {
+                    transaction_id: xmin.parse::<u64>().unwrap_or(1).saturating_sub(1),
+                    position: i64::MAX,
+                })
+            }
+            Store::Sqlite(_) => self.commit_safe_head().await,
+        }
+    }
+
     /// How many events lie above global position `position` (by position alone).
     pub async fn count_above(&self, position: i64) -> Result<i64, sqlx::Error> {
         let (n,): (i64,) = Sql::new("SELECT COUNT(*) AS n FROM events WHERE global_position > $1")

@@ -237,7 +237,7 @@ async fn the_live_log_of_the_console_returns_an_event_that_committed_after_a_hig
     };
 
     // Given a live view from the head, while A holds the lower position open and B commits…
-    let mut checkpoint = test.store.commit_safe_head().await.unwrap();
+    let mut checkpoint = test.store.live_start().await.unwrap();
     let mut a = pool.begin().await.unwrap();
     insert(&mut a, "slow", 1).await;
     let mut b = pool.begin().await.unwrap();
